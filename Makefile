@@ -1,0 +1,58 @@
+# latticesym: every target creates and uses the local virtual environment .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export HYPOTHESIS_PROFILE ?= ci
+export PYTHONHASHSEED ?= 0
+
+.PHONY: all venv demo test lint thorough bench mutation docs plots clean
+
+all: test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Core + demo needs (numpy, sympy, mpmath; tqdm for progress bars).
+$(VENV)/.stamp-core: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e ".[cli]"
+	touch $@
+
+# Everything the test suite uses: peers for cross-checks, torch (CPU, pinned), numba.
+$(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e ".[test,peers,torch,fast,cli,plots]"
+	touch $(VENV)/.stamp-core $@
+
+$(VENV)/.stamp-docs: pyproject.toml $(VENV)/.stamp-test
+	$(PIP) install --quiet -e ".[docs]"
+	touch $@
+
+venv: $(VENV)/.stamp-test
+
+demo: $(VENV)/.stamp-core
+	$(PY) -m latticesym demo
+
+lint: $(VENV)/.stamp-test
+	$(PY) -m ruff check latticesym tests proofs benchmarks examples
+	$(PY) -m mypy
+
+test: $(VENV)/.stamp-test lint
+	$(PY) -m pytest -m "not slow and not benchmark" -p no:cacheprovider
+
+thorough: $(VENV)/.stamp-test
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "not benchmark" -p no:cacheprovider
+
+bench: $(VENV)/.stamp-test
+	$(PY) -m pytest benchmarks -m benchmark --benchmark-only --benchmark-columns=min,median,mean,ops -p no:cacheprovider
+
+mutation: $(VENV)/.stamp-test
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2 || true
+	$(VENV)/bin/mutmut results
+
+docs: $(VENV)/.stamp-docs
+	$(PY) -m mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) mutants site .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

@@ -1,0 +1,72 @@
+"""latticesym: checkable lattice-basis symmetry for crystal-structure prediction.
+
+Rows of a lattice are its basis vectors a, b, c; a change of basis is ``M @ L`` with ``M``
+in GL(3, Z); every reducer returns the reduced ``lattice``, the integer ``transform`` with
+``transform @ L_in == lattice``, the ``g6`` vector and the ``iterations`` it took.
+
+Public surface
+--------------
+- :func:`niggli_reduce`, :func:`is_niggli_reduced`: robust float64 reducer (batched).
+- :mod:`latticesym.reference`: the exact-arithmetic oracle.
+- :mod:`latticesym.groups`, :mod:`latticesym.strategies`: GL(3,Z) samplers, hypothesis strategies.
+- :mod:`latticesym.testing`: invariance checks for other repositories' tests.
+- :mod:`latticesym.torch`: batched torch reducer and proxy losses (optional extra; never
+  imported from here).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from latticesym import metric
+from latticesym.errors import (
+    BatchReductionError,
+    LatticeError,
+    LatticeShapeError,
+    NonFiniteLatticeError,
+    NotExactError,
+    PrecisionError,
+    ReductionError,
+    SingularLatticeError,
+)
+from latticesym.metric import cell_parameters, g6, gram, lattice_from_parameters, volume
+
+if TYPE_CHECKING:
+    from latticesym.reduce import NiggliResult, is_niggli_reduced, mp_niggli_reduce, niggli_reduce
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchReductionError",
+    "LatticeError",
+    "LatticeShapeError",
+    "NiggliResult",
+    "NonFiniteLatticeError",
+    "NotExactError",
+    "PrecisionError",
+    "ReductionError",
+    "SingularLatticeError",
+    "__version__",
+    "cell_parameters",
+    "g6",
+    "gram",
+    "is_niggli_reduced",
+    "lattice_from_parameters",
+    "metric",
+    "mp_niggli_reduce",
+    "niggli_reduce",
+    "volume",
+]
+
+_LAZY = {"niggli_reduce", "is_niggli_reduced", "NiggliResult", "mp_niggli_reduce"}
+
+
+def __getattr__(name: str) -> Any:
+    # The float reducer is imported on first use so that ``import latticesym`` stays light.
+    if name in _LAZY:
+        from latticesym import reduce as _reduce
+
+        value = getattr(_reduce, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latticesym' has no attribute {name!r}")
