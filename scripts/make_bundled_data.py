@@ -66,8 +66,14 @@ def _dat(name: str) -> list[list[list[float]]]:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     payload = {
-        "perov_5": {"source": "CDVAE perov_5/test.csv (MIT)", "structures": _structures("cdvae_perov_5_test.csv", N_PER_SET)},
-        "carbon_24": {"source": "CDVAE carbon_24/test.csv (MIT)", "structures": _structures("cdvae_carbon_24_test.csv", N_PER_SET)},
+        "perov_5": {
+            "source": "CDVAE perov_5/test.csv (MIT)",
+            "structures": _structures("cdvae_perov_5_test.csv", N_PER_SET),
+        },
+        "carbon_24": {
+            "source": "CDVAE carbon_24/test.csv (MIT)",
+            "structures": _structures("cdvae_carbon_24_test.csv", N_PER_SET),
+        },
     }
     for key, value in payload.items():
         with gzip.open(OUT / f"{key}.json.gz", "wt", encoding="utf-8") as fh:

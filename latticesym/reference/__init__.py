@@ -51,6 +51,7 @@ __all__ = [
     "niggli_reduce",
     "niggli_reduce_g6",
     "niggli_violations",
+    "reduction_problems",
     "to_exact_lattice",
 ]
 
@@ -113,7 +114,8 @@ def exact_g6(lattice: Any) -> tuple[Fraction, ...]:
 
 def _run(int_gram: list[list[int]], max_iter: int, skip: frozenset[str]) -> KGState:
     state = KGState(g=int_gram)
-    pre_reduce(state, max_iter)
+    if "pre" not in skip:
+        pre_reduce(state, max_iter)
     krivy_gruber(state, max_iter, skip=skip)
     return state
 
@@ -213,5 +215,26 @@ def is_niggli_reduced(x: Any) -> bool:
     return not niggli_violations(g6)
 
 
-def _det(m: Any) -> Any:
-    return det3(m)
+def reduction_problems(lattice: Any, result: ExactNiggliResult) -> list[str]:
+    """Everything wrong with ``result`` as a Niggli reduction of ``lattice`` (empty if correct).
+
+    Checks, exactly: the transform is an integer matrix with determinant +1; ``transform @
+    lattice == result.lattice``; ``result.g6`` is the metric of ``result.lattice``; and it meets
+    every Niggli condition.  Used by the tests of every reducer, and to test the testers.
+    """
+    problems = []
+    t = np.asarray(result.transform, dtype=object)
+    if t.shape != (3, 3) or not all(isinstance(x, int | np.integer) for x in t.flat):
+        return [f"transform is not a 3x3 integer matrix: {t.tolist()}"]
+    d = det3([[int(x) for x in row] for row in t])
+    if d != 1:
+        problems.append(f"det(transform) = {d}, not +1")
+    rows = to_exact_lattice(lattice)
+    product = [[sum(int(t[i][k]) * rows[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+    out = to_exact_lattice(result.lattice)
+    if [list(r) for r in out] != product:
+        problems.append("transform @ lattice != result.lattice")
+    if exact_g6(out) != tuple(result.g6):
+        problems.append(f"g6 {tuple(str(x) for x in result.g6)} is not the metric of result.lattice")
+    problems += [f"Niggli condition violated: {v}" for v in niggli_violations(result.g6)]
+    return problems

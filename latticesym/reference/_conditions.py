@@ -83,6 +83,6 @@ def niggli_violations(g6: Sequence[Fraction | int]) -> list[str]:
             bad.append("eta == -A -> zeta == 0")
         if zeta == -A and eta != 0:
             bad.append("zeta == -A -> eta == 0")
-        if s == A + B and not 2 * A <= 2 * abs(eta) + abs(zeta):
+        if s == A + B and not 2 * abs(eta) + abs(zeta) >= 2 * A:
             bad.append("|xi|+|eta|+|zeta| == A+B -> 2A <= 2|eta| + |zeta|")
     return bad

@@ -68,7 +68,7 @@ def to_exact_scalar(x: Any) -> Any:
             raise TypeError(f"lattice entries must be real, got {expr}")
         return expr
     if isinstance(x, numbers.Rational):
-        return Fraction(x.numerator, x.denominator)
+        return Fraction(int(x.numerator), int(x.denominator))
     if isinstance(x, complex | np.complexfloating):
         raise TypeError(f"lattice entries must be real, got complex {x!r}")
     raise TypeError(f"lattice entries must be ints, floats, Fractions or sympy numbers, got {type(x).__name__}")

@@ -135,10 +135,9 @@ def krivy_gruber(state: KGState, max_iter: int, *, skip: frozenset[str] = frozen
             # A3: make xi, eta, zeta all positive with diag(i, j, k), ijk = 1
             if "A3" not in skip and (l, m, n) != (1, 1, 1):
                 state.apply([[l, 0, 0], [0, m, 0], [0, 0, n]], "A3")
-        elif 1 in (l, m, n):
+        elif 1 in (l, m, n) and "A4" not in skip:
             # A4: make all non-positive; a zero entry absorbs the sign that keeps det = +1
-            if "A4" not in skip:
-                state.apply(_a4_matrix(l, m, n), "A4")
+            state.apply(_a4_matrix(l, m, n), "A4")
         A, B, C, xi, eta, zeta = state.g6()
         # A5
         if "A5" not in skip and (abs(xi) > B or (xi == B and 2 * eta < zeta) or (xi == -B and zeta < 0)):

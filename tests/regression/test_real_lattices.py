@@ -64,7 +64,7 @@ def _character_conditions(text: str, g: dict[str, float]) -> list[float]:
     for clause in filter(None, (s.strip() for s in text.split(";"))):
         parts = [re.sub(r"(\d)([A-Za-z(])", r"\1*\2", re.sub(r"\|([^|]+)\|", r"abs(\1)", p))
                  for p in clause.split("=")]
-        values = [eval(p, {"abs": abs}, g) for p in parts]  # noqa: S307 - trusted data file
+        values = [eval(p, {"abs": abs}, g) for p in parts]
         residuals += [abs(v - values[0]) for v in values[1:]]
     return residuals
 
