@@ -1,0 +1,167 @@
+"""Forward + backward of the Niggli proxy losses against the research note's spglib-loop implementation.
+
+Run with ``make bench`` (``pytest benchmarks -m benchmark --benchmark-only``) or directly::
+
+    .venv/bin/python -m pytest benchmarks/bench_torch.py -m benchmark -p no:cacheprovider -s
+
+Inputs: targets are real cells (bundled Perov-5 and Carbon-24 lattices, Niggli-reduced once, as
+a training set would store them); predictions are those cells perturbed by 2% noise, written in
+a random basis (``random_unimodular``, max entry 2) and rotated, as a model's outputs would be.
+Every implementation gets the same tensors, and torch runs on one intra-op thread (as the
+spglib loop does).  ``test_speedup_vs_spglib_loop`` times the note's
+implementation and ours in the same run (interleaved, median of repeats) and checks the
+acceptance ratio (>= 5x at batch 256 on CPU for the note's loss, ``space="lattice"``); the
+``pytest-benchmark`` cases give the full table.  CUDA cases skip without a GPU.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import latticesym.torch as lt
+from latticesym.datasets import load_structures
+from latticesym.groups import random_rotation, random_unimodular
+
+BATCHES = (256, 4096)
+THREADS = 1  # the spglib loop is single-threaded; so is every torch op here (see single_thread)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Time on one intra-op thread, like the spglib loop (tiny ops gain nothing from more, and lose
+    much on a loaded machine); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
+
+
+def note_loss_spglib(pred: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
+    """The research note's loss as the note implements it: spglib in a Python loop over the batch.
+
+    For each predicted lattice, ``spglib.niggli_reduce`` (rows convention) gives the reduced basis
+    and ``N = rint(out @ inv(in))`` recovers the transform; the (already reduced) target is
+    carried into the prediction's basis, ``inv(N) @ target``, and the loss is the MSE.  Fails
+    (``RuntimeError``) wherever spglib returns ``None``, as the note's code does.
+    """
+    import spglib
+
+    P = pred.detach().cpu().double().numpy()
+    Ns = []
+    with warnings.catch_warnings():
+        # spglib 2.8 announces its error-handling change with a DeprecationWarning when it fails
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for i, L in enumerate(P):
+            out = spglib.niggli_reduce(L, eps=eps)
+            if out is None:
+                raise RuntimeError(f"spglib.niggli_reduce returned None for lattice {i}")
+            Ns.append(np.rint(out @ np.linalg.inv(L)))
+    N = torch.as_tensor(np.array(Ns), dtype=pred.dtype, device=pred.device)
+    target_prime = torch.linalg.inv(N) @ target
+    return ((pred - target_prime) ** 2).mean()
+
+
+def make_inputs(batch: int, *, device: str = "cpu", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pred, target)`` float64 tensors of shape ``(batch, 3, 3)``; ``pred`` requires grad."""
+    rng = np.random.default_rng(seed)
+    cells = np.stack([s.lattice for name in ("perov_5", "carbon_24") for s in load_structures(name)])
+    idx = rng.integers(0, len(cells), batch)
+    target = lt.niggli_reduce(torch.tensor(cells[idx]))[0]
+    noisy = target.numpy() * (1 + 0.02 * rng.standard_normal((batch, 3, 3)))
+    U = random_unimodular(batch, max_entry=2, rng=rng)
+    Q = random_rotation(batch, rng=rng)
+    pred = np.einsum("nij,njk,nlk->nil", U, noisy, Q)
+    return torch.tensor(pred, device=device, requires_grad=True), target.to(device)
+
+
+IMPLEMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "spglib_note": note_loss_spglib,
+    "lattice": lambda p, t: lt.niggli_proxy_loss(p, t, space="lattice"),
+    "lattice_torch_backend": lambda p, t: lt.niggli_proxy_loss(p, t, space="lattice", backend="torch"),
+    "gram": lambda p, t: lt.niggli_proxy_loss(p, t, space="gram"),
+    "gram_torch_backend": lambda p, t: lt.niggli_proxy_loss(p, t, space="gram", backend="torch"),
+}
+
+
+def _step(impl: str, pred: torch.Tensor, target: torch.Tensor) -> None:
+    pred.grad = None
+    IMPLEMENTATIONS[impl](pred, target).backward()
+    if pred.is_cuda:
+        torch.cuda.synchronize()
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_forward_backward(benchmark: Any, impl: str, batch: int, device: str) -> None:
+    pred, target = make_inputs(batch, device=device)
+    _step(impl, pred, target)  # warm-up (numba compilation, tables)
+    benchmark.extra_info.update({"impl": impl, "batch": batch, "device": device})
+    benchmark(_step, impl, pred, target)
+
+
+def median_time(impl: str, pred: torch.Tensor, target: torch.Tensor, *, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _step(impl, pred, target)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def speedups(batch: int, *, device: str = "cpu", repeats: int = 15) -> dict[str, float]:
+    """Median forward+backward time of each implementation and its speed-up over the spglib loop.
+
+    The implementations are timed interleaved (one repeat of each in turn) so that a change of
+    machine load affects them alike.
+    """
+    pred, target = make_inputs(batch, device=device)
+    for impl in IMPLEMENTATIONS:
+        _step(impl, pred, target)
+    samples: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
+    for _ in range(repeats):
+        for impl in IMPLEMENTATIONS:
+            samples[impl].append(median_time(impl, pred, target, repeats=1))
+    med = {impl: float(np.median(ts)) for impl, ts in samples.items()}
+    out = {f"{impl}_ms": 1e3 * t for impl, t in med.items()}
+    out.update({f"{impl}_speedup": med["spglib_note"] / t for impl, t in med.items() if impl != "spglib_note"})
+    return out
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("device", DEVICES)
+def test_speedup_vs_spglib_loop(device: str) -> None:
+    """Acceptance: the proxy loss (``space="lattice"``) is >= 5x faster than the spglib loop at batch 256."""
+    results = {batch: speedups(batch, device=device, repeats=15 if batch <= 256 else 5) for batch in BATCHES}
+    for batch, res in results.items():
+        print(f"\n[{device}] batch {batch}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()))
+    if device == "cpu":
+        assert results[256]["lattice_speedup"] >= 5.0, results[256]
+
+
+@pytest.mark.benchmark
+def test_never_fails_where_spglib_returns_none() -> None:
+    """Sheared and near-singular predictions: spglib returns None (the note's loss raises); ours is finite."""
+    from latticesym.families import generate
+
+    rng = np.random.default_rng(1)
+    lattices = np.concatenate([generate("sheared", 50, rng), generate("near_singular", 50, rng)])
+    pred = torch.tensor(lattices, requires_grad=True)
+    target = lt.niggli_reduce(torch.tensor(generate("physical", 100, rng)))[0]
+    with pytest.raises(RuntimeError, match="returned None"):
+        note_loss_spglib(pred, target)
+    for space in ("lattice", "gram"):
+        loss = lt.niggli_proxy_loss(pred, target, space=space, reduction="none")
+        loss.sum().backward()
+        assert pred.grad is not None
+        assert bool(torch.isfinite(loss).all()) and bool(torch.isfinite(pred.grad).all())
+        pred.grad = None

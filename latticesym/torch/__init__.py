@@ -1,0 +1,38 @@
+"""Torch side of latticesym (optional extra): batched Niggli reduction and basis-free losses.
+
+Imported explicitly as ``import latticesym.torch as lt``; ``import latticesym`` never imports
+torch.
+
+- :func:`niggli_reduce`: ``reduced, transform = niggli_reduce(L)`` on ``(..., 3, 3)`` tensors,
+  float32/float64, any device, vectorised over the batch (``docs/algorithm.md``).
+- :func:`niggli_proxy_loss`: ``space="lattice"`` is the research note's Niggli proxy loss,
+  reproduced faithfully with its failure modes; ``space="gram"`` is latticesym's basis- and
+  rotation-invariant variant.
+- :class:`NiggliProxyLoss`, :class:`GramNiggliLoss`: ``nn.Module`` wrappers with ``reduction=``.
+"""
+
+from __future__ import annotations
+
+from latticesym.torch._loss import GramNiggliLoss, NiggliProxyLoss, gram_mse, neighbour_transforms, niggli_proxy_loss
+from latticesym.torch._reduce import (
+    TorchNiggliResult,
+    gram,
+    is_niggli_reduced,
+    niggli_reduce,
+    niggli_reduce_info,
+    unimodular_inverse,
+)
+
+__all__ = [
+    "GramNiggliLoss",
+    "NiggliProxyLoss",
+    "TorchNiggliResult",
+    "gram",
+    "gram_mse",
+    "is_niggli_reduced",
+    "neighbour_transforms",
+    "niggli_proxy_loss",
+    "niggli_reduce",
+    "niggli_reduce_info",
+    "unimodular_inverse",
+]
