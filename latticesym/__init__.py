@@ -32,11 +32,19 @@ from latticesym.errors import (
 from latticesym.metric import cell_parameters, g6, gram, lattice_from_parameters, volume
 
 if TYPE_CHECKING:
-    from latticesym.reduce import NiggliResult, is_niggli_reduced, mp_niggli_reduce, niggli_reduce
+    from latticesym.reduce import (
+        Arithmetic,
+        NiggliResult,
+        ReduceStatus,
+        is_niggli_reduced,
+        mp_niggli_reduce,
+        niggli_reduce,
+    )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Arithmetic",
     "BatchReductionError",
     "LatticeError",
     "LatticeShapeError",
@@ -44,6 +52,7 @@ __all__ = [
     "NonFiniteLatticeError",
     "NotExactError",
     "PrecisionError",
+    "ReduceStatus",
     "ReductionError",
     "SingularLatticeError",
     "__version__",
@@ -58,7 +67,7 @@ __all__ = [
     "volume",
 ]
 
-_LAZY = {"niggli_reduce", "is_niggli_reduced", "NiggliResult", "mp_niggli_reduce"}
+_LAZY = {"niggli_reduce", "is_niggli_reduced", "NiggliResult", "mp_niggli_reduce", "ReduceStatus", "Arithmetic"}
 
 
 def __getattr__(name: str) -> Any:

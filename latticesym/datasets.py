@@ -18,7 +18,7 @@ import gzip
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ def _read_json_gz(name: str) -> Any:
         return json.load(fh)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _structures(name: str) -> tuple[Structure, ...]:
     data = _read_json_gz(f"{name}.json.gz")
     return tuple(
