@@ -51,6 +51,9 @@ mutation: $(VENV)/.stamp-test
 	$(VENV)/bin/mutmut run --max-children 2 || true
 	$(VENV)/bin/mutmut results
 
+plots: $(VENV)/.stamp-test
+	$(PY) docs/make_plots.py
+
 docs: $(VENV)/.stamp-docs
 	$(PY) -m mkdocs build --strict
 
