@@ -48,7 +48,7 @@ bench: $(VENV)/.stamp-test
 
 mutation: $(VENV)/.stamp-test
 	rm -rf mutants
-	$(VENV)/bin/mutmut run --max-children 2 || true
+	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2 || true
 	$(VENV)/bin/mutmut results
 
 plots: $(VENV)/.stamp-test

@@ -485,11 +485,15 @@ def judge_answer(
     t: NDArray[np.int64] | None = None
     how = ""
     if transform is not None:
-        tr = np.asarray(transform, dtype=np.float64)
-        if tr.shape != (3, 3) or not np.all(np.isfinite(tr)) or np.any(np.abs(tr - np.rint(tr)) > 1e-9):
-            return Verdict("wrong", "bad_transform", f"transform is not an integer (3, 3) matrix: {tr.tolist()}",
-                           agrees=agrees)
-        t = np.rint(tr).astype(np.int64)
+        raw = np.asarray(transform)
+        if raw.shape == (3, 3) and (raw.dtype.kind in "iu" or all(isinstance(x, int | np.integer) for x in raw.flat)):
+            t = raw.astype(np.int64)  # integer transforms are read exactly, never through float64
+        else:
+            tr = np.asarray(transform, dtype=np.float64)
+            if tr.shape != (3, 3) or not np.all(np.isfinite(tr)) or np.any(np.abs(tr - np.rint(tr)) > 1e-9):
+                return Verdict("wrong", "bad_transform", f"transform is not an integer (3, 3) matrix: {tr.tolist()}",
+                               agrees=agrees)
+            t = np.rint(tr).astype(np.int64)
         det = _det3(t.tolist())
         if abs(det) != 1:
             return Verdict("wrong", "bad_transform", f"transform has det {det}, not +-1: {t.tolist()}", agrees=agrees)

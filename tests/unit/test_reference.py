@@ -181,28 +181,57 @@ def test_is_niggli_reduced_shapes() -> None:
 @pytest.mark.parametrize(
     ("g6", "violated"),
     [
-        ((2, 1, 3, 0, 0, 0), "A <= B"),
-        ((1, 3, 2, 0, 0, 0), "B <= C"),
-        ((1, 2, 3, 2.5, 0, 0), "|xi| <= B"),
-        ((1, 2, 3, 0, 1.5, 0), "|eta| <= A"),
-        ((1, 2, 3, 0, 0, -1.5), "|zeta| <= A"),
-        ((1, 2, 3, 1, -0.5, 0.5), "signs"),
-        ((2, 2, 3, 1, 0.5, 0.5), "A == B"),
-        ((1, 2, 2, 0.5, 0.5, 0.25), "B == C"),
-        ((1, 2, 3, 2, 0.25, 0.75), "xi == B"),
-        ((2, 3, 4, 0.5, 2, 1.5), "eta == A"),
-        ((2, 3, 4, 0.5, 1.5, 2), "zeta == A"),
-        ((1, 2, 3, -2, -0.5, -0.25), "xi == -B"),
-        ((2, 3, 4, -0.5, -2, -0.25), "eta == -A"),
-        ((2, 3, 4, -0.5, -0.25, -2), "zeta == -A"),
-        ((2, 3, 4, -2.75, -1, -1.5), "A + B"),
-        ((2, 3, 4, -2.5, -1, -1.5), "2A <= 2|eta|"),
+        ((2, 1, 3, 0, 0, 0), ["A <= B"]),
+        ((1, 3, 2, 0, 0, 0), ["B <= C"]),
+        ((1, 2, 3, 2.5, 0, 0), ["|xi| <= B", "signs: all > 0 (type I) or all <= 0 (type II)"]),
+        ((1, 2, 3, 0, 1.5, 0), ["|eta| <= A", "signs: all > 0 (type I) or all <= 0 (type II)"]),
+        ((1, 2, 3, 0, 0, -1.5), ["|zeta| <= A"]),
+        ((1, 2, 3, 1, -0.5, 0.5), ["signs: all > 0 (type I) or all <= 0 (type II)"]),
+        ((2, 2, 3, 1, 0.5, 0.5), ["A == B -> |xi| <= |eta|"]),
+        ((1, 2, 2, 0.5, 0.5, 0.25), ["B == C -> |eta| <= |zeta|"]),
+        ((1, 2, 3, 2, 0.25, 0.75), ["xi == B -> zeta <= 2 eta"]),
+        ((2, 3, 4, 0.5, 2, 1.5), ["eta == A -> zeta <= 2 xi"]),
+        ((2, 3, 4, 0.5, 1.5, 2), ["zeta == A -> eta <= 2 xi"]),
+        ((1, 2, 3, -2, -0.5, -0.25), ["xi == -B -> zeta == 0"]),
+        ((2, 3, 4, -0.5, -2, -0.25), ["eta == -A -> zeta == 0"]),
+        ((2, 3, 4, -0.5, -0.25, -2), ["zeta == -A -> eta == 0"]),
+        ((2, 3, 4, -2.75, -1, -1.5), ["|xi| + |eta| + |zeta| <= A + B"]),
+        ((2, 3, 4, -2.5, -1, -1.5), ["|xi|+|eta|+|zeta| == A+B -> 2A <= 2|eta| + |zeta|"]),
+        ((1, 1, 1, -1, 0, 0), ["A == B -> |xi| <= |eta|"]),
+        ((0, 1, 2, 0, 0, 0), ["A, B, C > 0"]),
+        ((1, 0, 2, 0, 0, 0), ["A, B, C > 0", "A <= B"]),
+        ((1, 1, 0, 0, 0, 0), ["A, B, C > 0", "B <= C"]),
+        ((-1, 1, 1, 0, 0, 0), ["A, B, C > 0", "|eta| <= A", "|zeta| <= A"]),
     ],
 )
 def test_each_niggli_condition_is_checked(g6, violated) -> None:
-    names = niggli_violations([Fraction(x) for x in g6])
-    assert any(violated in n for n in names), names
+    assert niggli_violations([Fraction(x) for x in g6]) == violated
     assert not is_niggli_reduced([Fraction(x) for x in g6])
+
+
+@pytest.mark.parametrize(
+    "g6",
+    [
+        (2, 2, 3, 1, 1, 1),  # A == B, |xi| == |eta|
+        (1, 2, 2, 0.5, 0.5, 0.5),  # B == C, |eta| == |zeta|
+        (1, 2, 3, 2, 0.5, 1),  # xi == B, zeta == 2 eta
+        (2, 3, 4, 0.5, 2, 1),  # eta == A, zeta == 2 xi
+        (2, 3, 4, 0.5, 1, 2),  # zeta == A, eta == 2 xi
+        (1, 2, 3, -2, -0.5, 0),  # xi == -B, zeta == 0
+        (2, 3, 4, -0.5, -2, 0),  # eta == -A, zeta == 0
+        (2, 3, 4, -0.5, 0, -2),  # zeta == -A, eta == 0
+        (2, 3, 4, -2.5, -1.5, -1),  # |xi|+|eta|+|zeta| == A+B, 2A == 2|eta| + |zeta|
+        (1, 1, 1, 0, 0, 0),  # cubic: type II with zeros
+        (1, 1, 1, 1, 1, 1),  # fcc: type I, every equality at once
+        (4, 9, 9, 9, 3, 4),  # Krivy & Gruber's result
+    ],
+)
+def test_reduced_forms_exactly_on_each_boundary_pass(g6) -> None:
+    """Each special condition is an inequality that admits equality: forms on it are reduced."""
+    assert niggli_violations([Fraction(x) for x in g6]) == []
+    result = niggli_reduce_g6([Fraction(x) for x in g6])
+    assert result.g6 == tuple(Fraction(x) for x in g6)
+    assert result.iterations == 0  # the reducer takes no step on a reduced form
 
 
 STEPS = ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8"]
