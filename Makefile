@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export HYPOTHESIS_PROFILE ?= ci
 export PYTHONHASHSEED ?= 0
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: all venv demo test lint thorough bench mutation docs plots clean
 
@@ -37,7 +38,9 @@ lint: $(VENV)/.stamp-test
 	$(PY) -m ruff check latticesym tests proofs benchmarks examples
 	$(PY) -m mypy
 
-test: $(VENV)/.stamp-test lint
+# CI runs this: lint, the strict docs build, then the default test run (pytest's summary comes last).
+test: $(VENV)/.stamp-docs lint
+	$(PY) -m mkdocs build --strict --quiet --site-dir .site-ci
 	$(PY) -m pytest -m "not slow and not benchmark" -p no:cacheprovider
 
 thorough: $(VENV)/.stamp-test
@@ -58,4 +61,4 @@ docs: $(VENV)/.stamp-docs
 	$(PY) -m mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) mutants site .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf $(VENV) mutants site .site-ci .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
