@@ -17,6 +17,7 @@ __all__ = [
     "NonFiniteLatticeError",
     "NotExactError",
     "PrecisionError",
+    "ReductionCycleError",
     "ReductionError",
     "SingularLatticeError",
 ]
@@ -72,6 +73,15 @@ class ReductionError(LatticeError):
         self.iterations = iterations
         self.g6 = g6
         self.transform = transform
+
+
+class ReductionCycleError(PrecisionError, ReductionError):
+    """A float reduction revisited a state: its tolerant comparisons contradict each other.
+
+    Exact Krivy-Gruber always terminates, so a cycle means the chosen arithmetic could not
+    decide consistently.  It is both a :class:`PrecisionError` (escalate, or use more digits)
+    and a :class:`ReductionError` (it carries ``iterations``, ``g6`` and ``transform``).
+    """
 
 
 class BatchReductionError(LatticeError):

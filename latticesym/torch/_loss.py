@@ -217,7 +217,7 @@ def _reduce_pair(pred: Tensor, target: Tensor, eps: float, backend: str) -> tupl
     """
     flat_p, flat_t = _as_batch(pred), _as_batch(target)
     n = flat_p.shape[0]
-    T, _, _, ok, _ = _reduce_core(torch.cat([flat_p, flat_t]), eps=eps, max_iter=1000, sync_every=None, backend=backend)
+    T, _, _, ok, _ = _reduce_core(torch.cat([flat_p, flat_t]), eps=eps, max_iter=1000, backend=backend)
     N_p, N_t = T[:n], T[n:]
     if not bool(ok[n:].all()):
         _, T_pub = niggli_reduce(flat_t, eps=eps, backend=backend)
@@ -239,6 +239,19 @@ def _scores(gp: Tensor, gt: Tensor, tab: _SearchTable) -> Tensor:
     quad = gp[:, tab.iu[0]] * gp[:, tab.iu[1]]
     cross = (gt[:, :, None] * gp[:, None, :]).flatten(1)
     return torch.cat([quad, cross], 1) @ tab.table
+
+
+def _argmin_rows(scores: Tensor) -> Tensor:
+    """First minimiser of each row (``torch.argmin``; through numpy on CPU, several times faster there)."""
+    if scores.device.type == "cpu":
+        return torch.from_numpy(np.argmin(scores.numpy(), axis=-1))
+    return scores.argmin(-1)
+
+
+def _best_candidates(gp: Tensor, gt: Tensor, tab: _SearchTable) -> Tensor:
+    """Index in ``S`` of the candidate with the smallest reduced-basis residual (the first, on ties)."""
+    return torch.cat([_argmin_rows(_scores(gp[lo : lo + _CHUNK], gt[lo : lo + _CHUNK], tab))
+                      for lo in range(0, len(gp), _CHUNK)])
 
 
 def _inf_for_nan(x: Tensor) -> Tensor:
@@ -263,11 +276,9 @@ def _gram_space(pred: Tensor, target: Tensor, eps: float, backend: str) -> Tenso
         g_p = torch.where(torch.isfinite(g_p).all(-1)[:, None], g_p, torch.zeros_like(g_p)) / scale[:, None]
         gt = g_t / scale[:, None]
         # term A: the candidate M1 with the smallest residual in the reduced basis
-        best = torch.cat(
-            [_scores(g_p[lo : lo + _CHUNK], gt[lo : lo + _CHUNK], tab).argmin(-1) for lo in range(0, len(X), _CHUNK)]
-        )
+        best = _best_candidates(g_p, gt, tab)
         MN = tab.mats[best] @ N_p
-        V = eye.expand(len(X), 3, 3)
+        V = None  # the identity: no term B anywhere
         # term B, the residual in the target's own basis V = inv(N_t), matters only where V is not a
         # signed permutation (else both residuals have the same norm and M1 already minimises it)
         V_t = unimodular_inverse(N_t)  # target = V_t @ t_red
@@ -276,9 +287,11 @@ def _gram_space(pred: Tensor, target: Tensor, eps: float, backend: str) -> Tenso
             tol = _AUT_TOL.get(target.dtype, 1e-12)
             MN_b, use_b = _term_b(P[sub], MN[sub], V_t[sub], G_t[sub], gt[sub], tab, tol)
             MN = MN.index_copy(0, sub, MN_b)
-            V = V.index_copy(0, sub, torch.where(use_b[:, None, None], V_t[sub], eye))
+            V = eye.expand(len(X), 3, 3).index_copy(0, sub, torch.where(use_b[:, None, None], V_t[sub], eye))
     Xg = MN @ flat_pred
-    Rg = V @ (Xg @ Xg.transpose(-1, -2) - G_t) @ V.transpose(-1, -2)
+    Rg = Xg @ Xg.transpose(-1, -2) - G_t
+    if V is not None:
+        Rg = V @ Rg @ V.transpose(-1, -2)
     return ((Rg**2).mean((-1, -2)) / scale**2).to(pred.dtype)
 
 

@@ -1,46 +1,34 @@
-"""Batched Niggli reduction in torch: masked Krivy-Gruber rounds on ``(..., 3, 3)`` tensors, any device.
+"""Batched Niggli reduction in torch: ``(..., 3, 3)`` tensors, any device, the one latticesym algorithm.
 
-The algorithm is ``docs/algorithm.md``, the one every latticesym reducer implements: phase 1
-pre-reduces with rounded multiples (sort the vectors by length, then Gauss-Lagrange size
-reductions ``v_i <- v_i - round(G_ij / G_jj) v_j`` taken only when they shorten ``v_i`` by more
-than ``e``), phase 2 runs Krivy & Gruber's steps A1-A8 (A5-A7 with rounded multiples beyond
-their bounds) with the tolerance of Grosse-Kunstleve, Sauter & Adams (2004),
-:math:`e = \\epsilon V^{2/3}`, and the comparisons :math:`x < y \\iff x < y - e`.
+The algorithm is ``docs/algorithm.md``, *as implemented in* :mod:`latticesym.reduce`, and it is
+not written again here: a CPU batch runs through latticesym's compiled kernel
+(:mod:`latticesym.reduce._numba`), and the vectorised torch backend runs the reducer's own
+batch code (:mod:`latticesym.reduce._batch`) on tensors, through the array operations of
+:class:`TorchOps`.  Both take the decisions of :func:`latticesym.reduce._kg.kg_decide` on the same
+float64 values, so transforms, iteration counts and certification agree bit for bit with
+:func:`latticesym.niggli_reduce` (``precision="float"``) on every lattice (tested): pre-reduction
+with rounded multiples (iterations grow with ``log(shear)``), Krivy & Gruber with the tolerance
+:math:`e = \\epsilon V^{2/3}` of Grosse-Kunstleve, Sauter & Adams (2004) capped at ``A / 16``, rows
+recomputed from the input and the integer transform (Dot2 where the plain product cancels), and
+certification with rounding-error bounds.
 
-Vectorisation
--------------
-No Python loop runs over the lattices.  Phase 1 works in *sweeps* (three compare-swaps, then the
-three size reductions), masked per lattice.  Phase 2 works in *rounds*: each round recomputes the
-basis from the original input, ``X = T @ L_in`` (no drift; ``T`` is held as integer-valued
-float64, exact below :math:`2^{53}`), applies A1, A2, A1 (a full tolerant sort: A1 and A2 are
-signed permutations, exact on the G6) and A3/A4 (sign flips, exact), then the first of A5-A8
-that applies, as masked batched tensor operations.  That is the sequential algorithm's path
-step for step (after A2 it returns to A1; A3/A4 leave A1/A2 satisfied).  A lattice where none
-of A5-A8 applies is reduced; a lattice whose transform equals the one of two rounds before is
-cycling (possible when ``e`` is large next to the shortest vector) and stops uncertified.
-
-Backends: ``"torch"`` is this vectorised loop on the tensor's device (the path of CUDA tensors);
-``"numba"`` (:mod:`latticesym.torch._numba`) is the same sweeps and rounds compiled per lattice,
-which is what CPU tensors use by default, because on CPU eager torch pays ~2 us per operation and
-a round is a few hundred small operations.  The two give identical transforms (tested).
-
-Host synchronisations (torch backend): each phase asks "is any lattice still active?" every
-``sync_every`` sweeps or rounds (default 4 on CUDA, 1 on CPU where a sync is free), so a call
-makes ``ceil(P / k) + ceil(K / k)`` syncs, ``P`` and ``K`` the longest pre-reduction and
-Krivy-Gruber runs in the batch (typically 2-3 sweeps and 4-8 rounds, i.e. 2-4 syncs on CUDA);
-:func:`niggli_reduce` adds one for its final "all certified?" check.  At each sync the working
-set is compacted to the still-active lattices when fewer than half remain.
+Backends
+--------
+``"numba"``: the compiled kernel, on the host.  CUDA tensors are copied to the host once and the
+results back: one host synchronisation per call.  ``"torch"``: the batch on the tensor's own
+device, no per-lattice Python loop; finished lattices leave the working set, which costs a host
+synchronisation at every data-dependent branch: :attr:`TorchNiggliResult.syncs` counts the
+explicit reads (``any`` / ``nonzero``: 10-30 per pass, a pass being one step of every lattice still
+running, 5-30 passes for typical batches; on CUDA, indexing with a boolean mask synchronises as
+well).  ``"auto"`` (default): numba when it is installed, whatever the device (one
+synchronisation and no kernel launches), else torch.
 
 Precision
 ---------
-Decisions are taken in float64 whatever the input dtype (float32 inputs are converted), so
-they match the numpy reducer :func:`latticesym.niggli_reduce` (tested on the stress families).
-The result is *certified*: no step applies, ``|T| < 2^{53}``, and the rounding error bound of the
-final G6, :math:`8 u\\, r\\, x + 10 u^2 r^2 + 2 u x^2` with :math:`r` the largest row norm of
-:math:`|T|\\,|L|` and :math:`x` the longest reduced vector, is below ``e / 4``.  Lattices that
-fail (non-finite, singular or near-singular, shears of 1e5 and more in float64 without compensated
-products, cycles, the iteration cap) are flagged in :func:`niggli_reduce_info`; the public
-:func:`niggli_reduce` re-runs them with the numpy reducer (``precision="auto"``: Dot2 products,
+Decisions are taken in float64 whatever the input dtype (float32 inputs are converted).  Lattices
+float64 cannot certify (near-singular cells: ``PRECISION``; transforms beyond :math:`2^{52}`;
+the iteration cap; cycles) are flagged in :func:`niggli_reduce_info` (``ok`` False);
+:func:`niggli_reduce` re-runs them with :func:`latticesym.niggli_reduce` (``precision="auto"``:
 mpmath and exact escalation) or raises typed errors (``precision="float"``).
 
 References
@@ -52,7 +40,8 @@ https://doi.org/10.1107/S010876730302186X
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextlib
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -66,10 +55,13 @@ from latticesym.errors import (
     PrecisionError,
     SingularLatticeError,
 )
-from latticesym.torch import _numba
+from latticesym.reduce import _batch, _kg
+from latticesym.reduce import _numba as _reduce_numba
+from latticesym.reduce._accurate import det3_with_bound
 
 __all__ = [
     "TorchNiggliResult",
+    "TorchOps",
     "gram",
     "is_niggli_reduced",
     "niggli_reduce",
@@ -78,9 +70,6 @@ __all__ = [
 ]
 
 _F64 = torch.float64
-_EXACT_INT = 2.0**53
-# Index of the G6 entries in a flattened Gram matrix: A, B, C, xi/2, eta/2, zeta/2.
-_G6_FLAT = (0, 4, 8, 5, 2, 1)
 
 
 class TorchNiggliResult(NamedTuple):
@@ -94,15 +83,18 @@ class TorchNiggliResult(NamedTuple):
     transform : Tensor, shape ``S + (3, 3)``, int64
         Integer basis change with ``det == +1``.
     g6 : Tensor, shape ``S + (6,)``, float64
-        G6 of the reduced basis, computed in float64 from the input.
+        G6 of the reduced basis (float64, from rows computed accurately from the input and the
+        transform: the G6 :func:`latticesym.niggli_reduce` reports); NaN for non-finite input.
     iterations : Tensor, shape ``S``, int64
         Pre-reduction steps plus Krivy-Gruber steps.
     ok : Tensor, shape ``S``, bool
         Certified result.  Where ``False`` (non-finite, singular or undecidable in float64, or
         over the iteration cap) the transform is the best unimodular one reached (identity for
-        non-finite or singular input) and the lattice is not guaranteed reduced.
+        non-finite, singular or numerically singular input) and the lattice is not guaranteed
+        reduced.
     syncs : int
-        Host synchronisations the call made.
+        Host synchronisations the call made (reads of device data into Python; see the module
+        docstring).
     """
 
     lattice: Tensor
@@ -144,150 +136,12 @@ def _det3(m: Tensor) -> Tensor:
     )
 
 
-def _round_away(x: Tensor) -> Tensor:
-    """Nearest integer, ties away from zero (``torch.round`` rounds ties to even)."""
-    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
-
-
 def _g6_of(basis: Tensor) -> Tensor:
     """G6 ``(A, B, C, xi, eta, zeta)`` of ``(n, 3, 3)`` bases, shape ``(n, 6)``."""
     a, b, c = basis.unbind(-2)
     diag = [(a * a).sum(-1), (b * b).sum(-1), (c * c).sum(-1)]
     off = [2 * (b * c).sum(-1), 2 * (a * c).sum(-1), 2 * (a * b).sum(-1)]
     return torch.stack(diag + off, dim=-1)
-
-
-# A1 and A2 are signed permutations: new rows = -rows[perm]; on the G6 they permute entries exactly.
-_SWAP_AB_ROWS, _SWAP_AB_G6 = [1, 0, 2], [1, 0, 2, 4, 3, 5]  # A1 [[0,-1,0],[-1,0,0],[0,0,-1]]
-_SWAP_BC_ROWS, _SWAP_BC_G6 = [0, 2, 1], [0, 2, 1, 3, 5, 4]  # A2 [[-1,0,0],[0,0,-1],[0,-1,0]]
-
-
-def _swap(cond: Tensor, T: Tensor, g6: Tensor, rows: list[int], entries: list[int]) -> tuple[Tensor, Tensor]:
-    T = torch.where(cond[:, None, None], -T[:, rows], T)
-    g6 = torch.where(cond[:, None], g6[:, entries], g6)
-    return T, g6
-
-
-def _normalise(T: Tensor, g6: Tensor, e: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Steps A1, A2, A1 (a full tolerant sort) and A3/A4 (signs), applied exactly to ``T`` and G6.
-
-    A1 and A2 compare the keys (length, |opposite off-diagonal|) of two vectors, which travel with
-    the vectors under the swaps, so the three compare-swap stages leave no A1/A2 step applicable:
-    they are the sequential algorithm's A1 -> A2 -> A1 loop.  Returns ``T``, G6 and the number of
-    steps taken per lattice.
-    """
-    steps = torch.zeros(T.shape[0], dtype=torch.int64, device=T.device)
-    for rows, entries, (x, y, ox, oy) in (
-        (_SWAP_AB_ROWS, _SWAP_AB_G6, (0, 1, 3, 4)),  # A1: A > B or (A == B and |xi| > |eta|)
-        (_SWAP_BC_ROWS, _SWAP_BC_G6, (1, 2, 4, 5)),  # A2: B > C or (B == C and |eta| > |zeta|)
-        (_SWAP_AB_ROWS, _SWAP_AB_G6, (0, 1, 3, 4)),  # back to A1
-    ):
-        gx, gy = g6[:, x], g6[:, y]
-        cond = (gy < gx - e) | (((gx - gy).abs() <= e) & (g6[:, oy].abs() < g6[:, ox].abs() - e))
-        cond = cond & active
-        T, g6 = _swap(cond, T, g6, rows, entries)
-        steps += cond
-    # A3 (l*m*n == 1): diag(l, m, n) makes all three positive.  A4 (l*m*n <= 0): flip every
-    # positive entry; if that leaves det = -1, flip the first zero entry too.  With i*j*k = 1 the
-    # congruence by diag(i, j, k) maps (xi, eta, zeta) -> (i xi, j eta, k zeta).
-    off = g6[:, 3:]
-    pos = off > e[:, None]
-    neg = off < -e[:, None]
-    zero = ~pos & ~neg
-    is_a3 = (neg.sum(-1) % 2 == 0) & ~zero.any(-1)  # l*m*n == 1
-    flips = torch.where(pos, -1.0, 1.0).to(g6.dtype)
-    odd = (pos.sum(-1) % 2) == 1
-    first_zero = zero & (zero.cumsum(-1) == 1)
-    a4 = torch.where(odd[:, None] & first_zero, -flips, flips)
-    a3 = torch.where(neg, -1.0, 1.0).to(g6.dtype)
-    signs = torch.where(is_a3[:, None], a3, a4)
-    apply = active & (signs < 0).any(-1)
-    signs = torch.where(apply[:, None], signs, torch.ones_like(signs))
-    T = T * signs[:, :, None]
-    g6 = torch.cat([g6[:, :3], off * signs], dim=-1)
-    return T, g6, steps + apply
-
-
-def _reduction_step(T: Tensor, g6: Tensor, e: Tensor, active: Tensor) -> tuple[Tensor, Tensor]:
-    """First applicable step of A5-A8 on normalised G6s, applied to ``T``; returns ``T`` and "moved".
-
-    Conditions of Krivy & Gruber (1976) with the tolerant comparisons of Grosse-Kunstleve et al.
-    (2004); A5-A7 subtract the rounded multiple ``round(x / 2D)`` when ``|x| > D`` (the
-    generalised step of ``docs/algorithm.md``) and ``sign(x)`` on the boundary.
-    """
-    A, B, _, xi, eta, zeta = g6.unbind(-1)
-    zero = torch.zeros_like(A)
-
-    def lt(x: Tensor, y: Tensor) -> Tensor:
-        return x < y - e
-
-    def eq(x: Tensor, y: Tensor) -> Tensor:
-        return (x - y).abs() <= e
-
-    # A5: |xi| > B or (xi == B and 2 eta < zeta) or (xi == -B and zeta < 0)
-    beyond5 = lt(B, xi.abs())
-    c5 = beyond5 | (eq(xi, B) & lt(2 * eta, zeta)) | (eq(xi, -B) & lt(zeta, zero))
-    # A6: |eta| > A or (eta == A and 2 xi < zeta) or (eta == -A and zeta < 0)
-    beyond6 = lt(A, eta.abs())
-    c6 = beyond6 | (eq(eta, A) & lt(2 * xi, zeta)) | (eq(eta, -A) & lt(zeta, zero))
-    # A7: |zeta| > A or (zeta == A and 2 xi < eta) or (zeta == -A and eta < 0)
-    beyond7 = lt(A, zeta.abs())
-    c7 = beyond7 | (eq(zeta, A) & lt(2 * xi, eta)) | (eq(zeta, -A) & lt(eta, zero))
-    # A8: xi + eta + zeta + A + B < 0 or (== 0 and 2 (A + eta) + zeta > 0)
-    s = xi + eta + zeta + A + B
-    c8 = lt(s, zero) | (eq(s, zero) & lt(zero, 2 * (A + eta) + zeta))
-    c5 = c5 & active
-    c6 = c6 & active & ~c5
-    c7 = c7 & active & ~c5 & ~c6
-    c8 = c8 & active & ~c5 & ~c6 & ~c7
-    tiny = torch.finfo(g6.dtype).tiny
-
-    def mult(x: Tensor, d: Tensor, beyond: Tensor, cond: Tensor) -> Tensor:
-        q = torch.where(beyond, _round_away(x / (2 * d).clamp_min(tiny)), torch.sign(x))
-        return torch.where(cond, q, zero)
-
-    q5, q6, q7 = mult(xi, B, beyond5, c5), mult(eta, A, beyond6, c6), mult(zeta, A, beyond7, c7)
-    a8 = c8.to(g6.dtype)
-    # A5: c <- c - q b;  A6: c <- c - q a;  A7: b <- b - q a;  A8: c <- c + a + b
-    t0, t1, t2 = T.unbind(-2)
-    t1n = t1 - q7[:, None] * t0
-    t2n = t2 + (a8 - q5)[:, None] * t1 + (a8 - q6)[:, None] * t0
-    return torch.stack([t0, t1n, t2n], dim=-2), c5 | c6 | c7 | c8
-
-
-def _pre_sweep(T: Tensor, L: Tensor, e: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """One sweep of phase 1: sort by length, then three rounded size reductions.
-
-    The sort is three compare-swap stages with the det +1 swaps of A1/A2, swapping only when the
-    longer vector is longer by more than ``e`` (so a basis sorted within ``e`` is left alone and
-    reducing a reduced basis gives the identity).  Each size reduction ``v_i <- v_i - q v_j``, ``q = round(G_ij /
-    G_jj)``, is taken only when it shortens ``v_i`` by more than ``e``.  The rows of the basis
-    are updated in place within the sweep; the next sweep recomputes them from ``T @ L_in``.
-    Returns ``T``, the "took a shortening step" flag and the number of steps per lattice.
-    """
-    X = T @ L
-    for rows in (_SWAP_AB_ROWS, _SWAP_BC_ROWS, _SWAP_AB_ROWS):
-        i, j = (0, 1) if rows is _SWAP_AB_ROWS else (1, 2)
-        cond = active & ((X[:, j] * X[:, j]).sum(-1) < (X[:, i] * X[:, i]).sum(-1) - e)
-        c = cond[:, None, None]
-        T = torch.where(c, -T[:, rows], T)
-        X = torch.where(c, -X[:, rows], X)
-    took = torch.zeros_like(active)
-    steps = torch.zeros(active.shape, dtype=torch.int64, device=T.device)
-    tiny = torch.finfo(_F64).tiny
-    t, x = list(T.unbind(-2)), list(X.unbind(-2))
-    for i, j in ((1, 0), (2, 0), (2, 1)):  # reduce the longer v_i by the shorter v_j
-        gij = (x[i] * x[j]).sum(-1)
-        gjj = (x[j] * x[j]).sum(-1)
-        gii = (x[i] * x[i]).sum(-1)
-        q = _round_away(gij / gjj.clamp_min(tiny))
-        take = active & (gii - 2 * q * gij + q * q * gjj < gii - e)
-        q = torch.where(take, q, torch.zeros_like(q))[:, None]
-        t[i] = t[i] - q * t[j]
-        x[i] = x[i] - q * x[j]
-        took |= take
-        steps += take
-    return torch.stack(t, dim=-2), took, steps
 
 
 def _as_batch(lattice: Tensor) -> Tensor:
@@ -300,138 +154,183 @@ def _as_batch(lattice: Tensor) -> Tensor:
     return lattice.detach().reshape(-1, 3, 3).to(_F64)
 
 
-def _tolerance(L: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """Per-lattice ``e = eps * |det L|^(2/3)`` and the "can be reduced at all" mask."""
-    vol = _det3(L).abs()
-    finite = torch.isfinite(L).all(-1).all(-1)
-    lengths = torch.linalg.vector_norm(L, dim=-1).prod(-1)
-    # A zero or numerically zero volume (relative to the edge lengths) spans no 3-D lattice.
-    valid = finite & (vol > 1e-300) & (vol > 64 * torch.finfo(_F64).eps * lengths)
-    e = eps * vol.pow(2.0 / 3.0)
-    return torch.where(valid, e, torch.zeros_like(e)), valid
+class TorchOps:
+    """The array operations of :mod:`latticesym.reduce._batch` for torch tensors on ``device``.
 
-
-def _reduce_float64(
-    L: Tensor, eps: float, max_iter: int, sync_every: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
-    """Vectorised phases 1 and 2 on a flat float64 batch ``(n, 3, 3)``.
-
-    Returns ``T`` (float64, integer-valued), the final G6, iterations, ``ok`` and the sync count.
+    Elementwise IEEE operations only, each its own kernel (no fused multiply-add, no reordered
+    reduction), and exact power-of-two scalings, so the batch rounds as it does in numpy.
+    ``syncs`` counts the reads of tensor contents into Python (host synchronisations on a GPU).
     """
-    n = L.shape[0]
-    device = L.device
-    e, valid = _tolerance(L, eps)
-    T = torch.eye(3, dtype=_F64, device=device).expand(n, 3, 3).clone()
-    iters = torch.zeros(n, dtype=torch.int64, device=device)
-    syncs = 0
 
-    # Phase 1: rounded-multiple pre-reduction, sweeps until no vector shortens.
-    idx = torch.arange(n, device=device)
-    Tw, Lw, ew, active = T, L, e, valid.clone()
-    sweeps = 0
-    while True:
-        Tw, took, steps = _pre_sweep(Tw, Lw, ew, active)
-        iters.index_add_(0, idx, steps)
-        active = active & took
-        sweeps += 1
-        if sweeps % sync_every == 0 or sweeps >= max_iter:
-            syncs += 1
-            n_active = int(active.sum())
-            if n_active == 0 or sweeps >= max_iter:
-                break
-            if 2 * n_active < Tw.shape[0]:
-                T[idx] = Tw
-                keep = active.nonzero().squeeze(-1)
-                idx, Tw, Lw, ew, active = idx[keep], Tw[keep], Lw[keep], ew[keep], active[keep]
-    T[idx] = Tw
-    unfinished = torch.zeros(n, dtype=torch.bool, device=device)
-    unfinished[idx] = active
+    name = "torch"
+    _DTYPES: ClassVar[dict[str, torch.dtype]] = {"f": torch.float64, "i": torch.int64, "b": torch.bool,
+                                                 "i8": torch.int8}
 
-    # Phase 2: Krivy-Gruber rounds.  A round recomputes the G6 from T @ L_in, applies A1/A2 (sort)
-    # and A3/A4 (signs) exactly, then the first applicable step of A5-A8; a lattice where none of
-    # A5-A8 applies is reduced and leaves the active set.  A lattice whose transform returns to
-    # the one of two rounds before is cycling (possible when e is large next to the shortest
-    # vector, as in extreme-aspect cells): it leaves the active set uncertified.
-    idx = torch.arange(n, device=device)
-    Tw, Lw, ew, active = T, L, e, valid.clone()
-    prev1, prev2 = Tw, torch.full_like(Tw, float("nan"))
-    k = 0
-    while True:
-        g6 = _g6_of(Tw @ Lw)
-        Tw, g6, steps = _normalise(Tw, g6, ew, active)
-        Tw, moved = _reduction_step(Tw, g6, ew, active)
-        iters.index_add_(0, idx, steps + moved)
-        cycling = moved & (Tw == prev2).all(-1).all(-1)
-        prev1, prev2 = Tw, prev1
-        active = moved & ~cycling
-        unfinished[idx] |= cycling
-        k += 1
-        if k % sync_every == 0 or k >= max_iter:
-            syncs += 1
-            n_active = int(active.sum())
-            if n_active == 0 or k >= max_iter:
-                break
-            if 2 * n_active < Tw.shape[0]:
-                T[idx] = Tw
-                keep = active.nonzero().squeeze(-1)
-                idx, Tw, Lw, ew, active = idx[keep], Tw[keep], Lw[keep], ew[keep], active[keep]
-                prev1, prev2 = prev1[keep], prev2[keep]
-    T[idx] = Tw
-    unfinished[idx] |= active
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.syncs = 0
+        self.pi = torch.tensor([p[0] for p in _kg.PRE_PAIRS], device=device)
+        self.pj = torch.tensor([p[1] for p in _kg.PRE_PAIRS], device=device)
 
-    # Certification: finished, integers exact, rounding error of the G6 below e / 4.
-    X = T @ L
-    g6 = _g6_of(X)
-    # |fl(X) - X| <= 3u |T||L| row-wise (norm r_i), so |fl(G_ij) - G_ij| <~ 3u (r_i |x_j| + r_j |x_i|)
-    # + 9u^2 r_i r_j + u |x_i||x_j|; bounded with the largest r and |x|.
-    u = torch.finfo(_F64).eps / 2
-    r = torch.linalg.vector_norm(T.abs() @ L.abs(), dim=-1).amax(-1)
-    x = g6[..., :3].amax(-1).sqrt()
-    bound = 8 * u * r * x + 10 * u * u * r * r + 2 * u * x * x
-    exact_ints = T.abs().amax((-1, -2)) < _EXACT_INT
-    ok = valid & ~unfinished & exact_ints & (bound <= e / 4) & (_det3(T) == 1)
-    return T, g6, iters, ok, syncs
+    def zeros(self, shape: Any, kind: str = "f") -> Tensor:
+        return torch.zeros(shape, dtype=self._DTYPES[kind], device=self.device)
+
+    def full(self, shape: Any, value: Any, kind: str = "f") -> Tensor:
+        return torch.full(shape, value, dtype=self._DTYPES[kind], device=self.device)
+
+    def arange(self, n: int) -> Tensor:
+        return torch.arange(n, device=self.device)
+
+    def eye(self, n: int) -> Tensor:
+        return torch.eye(3, dtype=_F64, device=self.device).expand(n, 3, 3).clone()
+
+    def like_float(self, v: Any, like: Tensor) -> Tensor:
+        return torch.broadcast_to(torch.as_tensor(v, device=self.device), like.shape).to(_F64)
+
+    def like_bool(self, v: Any, like: Tensor) -> Tensor:
+        return torch.broadcast_to(torch.as_tensor(v, device=self.device), like.shape).to(torch.bool)
+
+    def any(self, mask: Tensor) -> bool:
+        self.syncs += 1
+        return bool(mask.any())
+
+    def nonzero(self, mask: Tensor) -> Tensor:
+        self.syncs += 1
+        return torch.nonzero(mask).flatten()
+
+    @staticmethod
+    def size(a: Tensor) -> int:
+        return int(a.shape[0])
+
+    @staticmethod
+    def where(cond: Tensor, a: Any, b: Any) -> Tensor:
+        return torch.where(cond, a, b)
+
+    @staticmethod
+    def minimum(a: Tensor, b: Tensor) -> Tensor:
+        return torch.minimum(a, b)
+
+    @staticmethod
+    def floor(a: Tensor) -> Tensor:
+        return torch.floor(a)
+
+    @staticmethod
+    def sqrt(a: Tensor) -> Tensor:
+        return torch.sqrt(a)
+
+    @staticmethod
+    def isfinite(a: Tensor) -> Tensor:
+        return torch.isfinite(a)
+
+    @staticmethod
+    def frexp(a: Tensor) -> tuple[Tensor, Tensor]:
+        m, e = torch.frexp(a)
+        return m, e.to(torch.int64)
+
+    @staticmethod
+    def ldexp(x: Tensor, n: Any) -> Tensor:
+        """``x * 2**n`` by exact powers of two (built from their bits; ``torch.ldexp`` goes through
+        ``pow`` in the default dtype).  One rounding whenever ``n >= -1022``."""
+        n = torch.as_tensor(n, device=x.device).to(torch.int64)
+        out = x
+        for _ in range(3):  # 2**n as up to three normal powers (|n| <= 3066 covers every float64 case)
+            step = n.clamp(-1022, 1023)
+            out = out * ((step + 1023) << 52).view(_F64)
+            n = n - step
+        return out
+
+    @staticmethod
+    def stack(arrays: list[Tensor], axis: int = -1) -> Tensor:
+        return torch.stack(arrays, dim=axis)
+
+    @staticmethod
+    def all(a: Tensor, axis: Any) -> Tensor:
+        if isinstance(axis, tuple):
+            return a.flatten(axis[0], axis[-1]).all(axis[0])
+        return a.all(axis)
+
+    @staticmethod
+    def amax(a: Tensor, axis: Any) -> Tensor:
+        return a.amax(dim=axis)
+
+    @staticmethod
+    def argmax(a: Tensor, axis: int) -> Tensor:
+        return torch.argmax(a, dim=axis)  # first maximum, as numpy
+
+    @staticmethod
+    def copy(a: Tensor) -> Tensor:
+        return a.clone()
+
+    @staticmethod
+    def setdiff(a: Tensor, b: Tensor) -> Tensor:
+        return a[~torch.isin(a, b)]
+
+    def to_int(self, a: Tensor, kind: str = "i") -> Tensor:
+        return a.to(self._DTYPES[kind])
+
+    @staticmethod
+    def errstate() -> Any:
+        return contextlib.nullcontext()
+
+
+def _cannot_start(flat: Tensor) -> Tensor:
+    """Non-finite, singular or numerically singular lattices: ``|det| <= 64 eps |a| |b| |c|``.
+
+    Where such a lattice is not certified, the transform reported is the identity (not the partial
+    transform the reducer reached before it found a zero-length vector).
+    """
+    finite = torch.isfinite(flat).all(-1).all(-1)
+    x = torch.where(finite[:, None, None], flat, torch.ones_like(flat))
+    vol = _det3(x).abs()
+    lengths = torch.linalg.vector_norm(x, dim=-1).prod(-1)
+    return ~finite | ~(vol > 1e-300) | ~(vol > 64 * torch.finfo(_F64).eps * lengths)
 
 
 _BACKENDS = ("auto", "torch", "numba")
+#: Batches at least this large use the parallel compiled kernel (as :func:`latticesym.niggli_reduce`).
+_PARALLEL_FROM = 4096
 
 
 def _reduce_core(
-    flat: Tensor, *, eps: float, max_iter: int, sync_every: int | None, backend: str
+    flat: Tensor, *, eps: float, max_iter: int, backend: str
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     """Reduce a flat float64 batch ``(n, 3, 3)`` (no autograd): ``T`` (float64), G6, iterations, ok, syncs.
 
-    ``T`` is always a finite integer-valued matrix with ``det == +1`` (identity where the
-    reduction could not start).
+    ``T`` is always a finite integer-valued matrix with ``det == +1``: the transform reached (the
+    certified one where ``ok``), the identity where the lattice could not be reduced at all.
     """
     if not (eps >= 0):
         raise ValueError(f"eps must be >= 0, got {eps}")
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    if sync_every is None:
-        sync_every = 1 if flat.device.type == "cpu" else 4
-    if max_iter < 1 or sync_every < 1:
-        raise ValueError(f"max_iter and sync_every must be >= 1, got {max_iter}, {sync_every}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     n = flat.shape[0]
     if n == 0:
         z = flat.new_zeros(0, dtype=torch.int64)
         return flat.new_zeros(0, 3, 3), flat.new_zeros(0, 6), z, z.bool(), 0
-    use_numba = backend == "numba" or (backend == "auto" and flat.device.type == "cpu" and _numba.AVAILABLE)
-    if use_numba:
-        if not _numba.AVAILABLE:
-            raise ImportError("backend='numba' needs numba (the 'fast' extra)")
-        # the kernel resets to the identity any transform that is not exactly integer
-        arrays = _numba.reduce_batch(flat.cpu().numpy(), eps, max_iter)
-        if flat.device.type == "cpu":
-            T, g6, iters, ok = (torch.from_numpy(a) for a in arrays)
-            return T, g6, iters, ok, 0
-        T, g6, iters, ok = (torch.from_numpy(a).to(flat.device) for a in arrays)
-        return T, g6, iters, ok, 2
-    T, g6, iters, ok, syncs = _reduce_float64(flat, eps, max_iter, sync_every)
-    # never hand out a non-integer or non-finite "transform"
-    bad = ~torch.isfinite(T).all(-1).all(-1) | (T.abs().amax((-1, -2)) >= _EXACT_INT)
-    T = torch.where(bad[..., None, None], torch.eye(3, dtype=_F64, device=T.device), T)
-    return T, g6, iters, ok & ~bad, syncs
+    if backend == "numba" and not _reduce_numba.available():
+        raise ImportError("backend='numba' needs numba (the 'fast' extra)")
+    if backend == "numba" or (backend == "auto" and _reduce_numba.available()):
+        from latticesym.reduce._api import output_arrays
+
+        src = np.ascontiguousarray(flat.detach().cpu().numpy(), dtype=np.float64)
+        t, _, g6, st, it, _ = arrays = output_arrays(n)
+        _reduce_numba.kernel("parallel" if n >= _PARALLEL_FROM else "serial")(
+            src, float(eps), int(max_iter), 0, *arrays)
+        failed = np.flatnonzero(st != _kg.OK)
+        if failed.size:
+            reset = failed[_cannot_start(torch.from_numpy(src[failed])).numpy()]
+            t[reset] = np.eye(3, dtype=np.int64)
+        T, g6_t, it_t, st_t = (torch.from_numpy(a).to(flat.device) for a in (t.astype(np.float64), g6, it, st))
+        ok = st_t == _kg.OK
+        return T, g6_t, it_t, ok, 0 if flat.device.type == "cpu" else 1
+    ops = TorchOps(flat.device)
+    t, _, g6_t, st_t, it_t, _ = _batch.reduce_raw(flat, float(eps), int(max_iter), 0, ops)
+    ok = st_t == _kg.OK
+    reset = ~ok & _cannot_start(flat)
+    T = torch.where(reset[:, None, None], torch.eye(3, dtype=_F64, device=t.device), t.to(_F64))
+    return T, g6_t, it_t, ok, ops.syncs
 
 
 def niggli_reduce_info(
@@ -439,7 +338,6 @@ def niggli_reduce_info(
     *,
     eps: float = 1e-5,
     max_iter: int = 1000,
-    sync_every: int | None = None,
     backend: str = "auto",
 ) -> TorchNiggliResult:
     """Niggli reduction that never raises on bad lattices: failures are flagged in ``ok``.
@@ -460,7 +358,7 @@ def niggli_reduce_info(
     flat = _as_batch(lattice)
     shape = tuple(lattice.shape[:-2])
     with torch.no_grad():
-        T, g6, iters, ok, syncs = _reduce_core(flat, eps=eps, max_iter=max_iter, sync_every=sync_every, backend=backend)
+        T, g6, iters, ok, syncs = _reduce_core(flat, eps=eps, max_iter=max_iter, backend=backend)
     transform = T.to(torch.int64).reshape(*shape, 3, 3)
     src = lattice if lattice.is_floating_point() else lattice.to(_F64)
     reduced = T.to(src.dtype).reshape(*shape, 3, 3) @ src
@@ -472,7 +370,6 @@ def niggli_reduce(
     *,
     eps: float = 1e-5,
     max_iter: int = 1000,
-    sync_every: int | None = None,
     precision: str = "auto",
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor]:
@@ -484,20 +381,19 @@ def niggli_reduce(
         Rows are basis vectors (Angstrom).  float32 or float64 (integer tensors are read as
         float64), on any device.  Decisions are taken in float64 in every case.
     eps : float
-        Relative tolerance: comparisons use :math:`e = \\epsilon\\,|\\det L|^{2/3}` (Å²), so the
-        result does not depend on the cell's scale.  ``eps = 0`` compares exactly in float64.
+        Relative tolerance: comparisons use :math:`e = \\epsilon\\,|\\det L|^{2/3}` (Å²), capped at
+        ``A / 16`` (``docs/algorithm.md``), so the result does not depend on the cell's scale.
+        ``eps = 0`` compares exactly (lattices on a boundary then need escalation).
     max_iter : int
-        Cap on the Krivy-Gruber steps (and, separately, on the pre-reduction sweeps).
-    sync_every : int, optional
-        Loop iterations between the host synchronisations that test whether all lattices are
-        done (torch backend).  Default 1 on CPU (a "sync" costs nothing there) and 4 on CUDA.
+        Cap on the Krivy-Gruber steps (and, separately, on the pre-reduction steps).
     backend : {"auto", "torch", "numba"}
-        ``"torch"``: the vectorised masked loop, on the tensor's device.  ``"numba"``: the same
-        algorithm compiled per lattice (CPU; :mod:`latticesym.torch._numba`).  ``"auto"``: numba
-        for CPU tensors when it is installed, torch otherwise.
+        ``"numba"``: latticesym's compiled kernel (:mod:`latticesym.reduce._numba`), on the host
+        (one host synchronisation for CUDA tensors).  ``"torch"``: the reducer's vectorised batch
+        run on the tensor's device.  ``"auto"``: numba when it is installed, torch otherwise.  The
+        two give identical results.
     precision : {"auto", "float"}
         What to do with lattices whose float64 result cannot be certified (near-singular cells,
-        transforms beyond :math:`2^{53}`, iteration cap): ``"auto"`` re-runs them with the numpy
+        transforms beyond :math:`2^{52}`, iteration cap): ``"auto"`` re-runs them with the numpy
         reducer :func:`latticesym.niggli_reduce` (which escalates to mpmath and the exact oracle);
         ``"float"`` raises.
 
@@ -533,7 +429,7 @@ def niggli_reduce(
     """
     if precision not in ("auto", "float"):
         raise ValueError(f"precision must be 'auto' or 'float', got {precision!r}")
-    info = niggli_reduce_info(lattice, eps=eps, max_iter=max_iter, sync_every=sync_every, backend=backend)
+    info = niggli_reduce_info(lattice, eps=eps, max_iter=max_iter, backend=backend)
     if lattice.shape[:-2].numel() == 0 or bool(info.ok.all()):
         return info.lattice, info.transform
     return _repair(lattice, info, eps=eps, precision=precision)
@@ -599,7 +495,9 @@ def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
 def is_niggli_reduced(lattice: Tensor, *, eps: float = 1e-5) -> Tensor:
     """Boolean tensor: does no Krivy-Gruber step apply to the lattice (within ``e``)?
 
-    Built from the reducer's own step selection, so the predicate and the reducer cannot drift.
+    The reducer's own first decision (:func:`latticesym.reduce._kg.kg_decide` on the G6 of the
+    normalised input, ``e = eps V^(2/3)`` capped at ``A / 16``), on the tensor's device: a lattice is
+    reduced iff the reducer would take no step.  Non-finite and singular lattices are not reduced.
 
     Examples
     --------
@@ -610,9 +508,15 @@ def is_niggli_reduced(lattice: Tensor, *, eps: float = 1e-5) -> Tensor:
     """
     flat = _as_batch(lattice)
     with torch.no_grad():
-        e, valid = _tolerance(flat, eps)
-        T = torch.eye(3, dtype=_F64, device=flat.device).expand(flat.shape[0], 3, 3)
-        T, g6, steps = _normalise(T, _g6_of(flat), e, valid)
-        _, moved = _reduction_step(T, g6, e, valid)
-        out = valid & (steps == 0) & ~moved
+        ops = TorchOps(flat.device)
+        finite = torch.isfinite(flat).all(-1).all(-1)
+        x, _, _, _, k = _batch.prepare(torch.where(finite[:, None, None], flat, torch.ones_like(flat)), ops)
+        g = [[x[:, i, 0] * x[:, j, 0] + x[:, i, 1] * x[:, j, 1] + x[:, i, 2] * x[:, j, 2] for j in range(3)]
+             for i in range(3)]
+        det, _ = det3_with_bound(*(x[:, i, j] for i in range(3) for j in range(3)))
+        e = _batch._tol(det.abs(), eps, ops)
+        zero = torch.zeros_like(e)
+        code = _kg.kg_decide_fast(g[0][0], g[1][1], g[2][2], 2 * g[1][2], 2 * g[0][2], 2 * g[0][1],
+                                  zero, zero, zero, zero, zero, zero, e, 0.0)[0]
+        out = finite & (k != _batch.NO_SCALE) & ~_cannot_start(flat) & (code == _kg.REDUCED)
     return out.reshape(lattice.shape[:-2])

@@ -100,3 +100,48 @@ def test_escalated_lattices_in_a_batch() -> None:
     assert r.ok.all()
     assert r.arithmetic.tolist()[0] == Arithmetic.FLOAT64 and r.arithmetic[1] != Arithmetic.FLOAT64
     np.testing.assert_array_equal(r.g6[0], r.g6[2])
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    return a.view(np.int64) if a.dtype == np.float64 else a.astype(np.int64)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-5, 0.05])
+@pytest.mark.parametrize("max_iter", [3, 1000])
+def test_raw_outputs_bitwise_identical(batch: np.ndarray, eps: float, max_iter: int) -> None:
+    """Every float64 output of every backend, bit for bit (signed zeros included), failures too.
+
+    ``max_iter=3`` stops most lattices inside the pre-reduction (``NOT_CONVERGED`` with the
+    tolerance of the input), ``eps=0`` leaves exact ties undecidable (``PRECISION``) and large
+    ``eps`` exercises the cap ``e <= A / 16``; invalid inputs (NaN, zero, subnormal, overflowing)
+    take the early exits.
+    """
+    from latticesym.reduce._api import _run_float
+
+    rng = np.random.default_rng(11)
+    ints = rng.integers(-3, 4, (60, 3, 3)).astype(np.float64)
+    odd = np.concatenate([ints, ints * 2.0**-1060, ints * 2.0**1000, np.full((2, 3, 3), np.nan), np.zeros((2, 3, 3))])
+    src = np.ascontiguousarray(np.concatenate([batch, odd]))
+    ref = _run_float(src, eps, max_iter, "numba", 0)
+    assert (ref[3] != 0).any() and (ref[3] == 0).any()
+    for backend in ("numba-parallel", "numpy", "python"):
+        got = _run_float(src, eps, max_iter, backend, 0)
+        for name, x, y in zip(("transform", "lattice", "g6", "status", "iterations", "tolerance"), ref, got):
+            assert np.array_equal(_bits(x), _bits(y)), (backend, name)
+
+
+def test_kernel_writes_public_outputs() -> None:
+    """The compiled batch kernel checks finiteness and representability itself (no pass in Python)."""
+    from latticesym.reduce import _kg
+    from latticesym.reduce._api import _run_float, output_arrays
+
+    src = np.stack([np.eye(3), np.full((3, 3), np.nan), 2.0**1000 * np.eye(3), np.zeros((3, 3))])
+    t, r, g6, st, it, tol = _run_float(np.ascontiguousarray(src), 1e-5, 1000, "numba", 0)
+    assert np.array_equal(g6[0], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]) and np.isnan(g6[1]).all()
+    assert st.tolist() == [_kg.OK, _kg.NONFINITE, _kg.OVERFLOW, _kg.PRECISION]
+    assert t.dtype == np.int64 and st.dtype == np.int8
+    assert np.array_equal(t[1], np.eye(3)) and np.isnan(tol[1]) and it[1] == 0
+    assert tol[0] == 1e-5 and np.array_equal(r[0], np.eye(3))
+    arrays = output_arrays(5)
+    assert [a.shape for a in arrays] == [(5, 3, 3), (5, 3, 3), (5, 6), (5,), (5,), (5,)]

@@ -380,3 +380,23 @@ def test_eps_monotone_tolerance_is_relative() -> None:
         r = niggli_reduce(lat, eps=eps)
         _assert_certified(lat, r)
         assert r.tolerance == pytest.approx(eps * abs(np.linalg.det(lat)) ** (2 / 3), rel=1e-9)
+
+
+def test_float_cycle_is_a_precision_error_carrying_state() -> None:
+    """A near-singular cell whose tolerant float comparisons contradict each other (found by the
+    stress suite, relative volume ~1e-19): ``precision="float"`` raises a PrecisionError that also
+    carries the ReductionError state; ``"auto"`` escalates and agrees with the exact oracle."""
+    import latticesym
+    from latticesym.errors import PrecisionError, ReductionCycleError, ReductionError
+
+    lattice = np.array([
+        [64.79556341073034, 58.90622814620219, 24.282034632820555],
+        [-24.04335989151296, -29.018694275138422, -1.4696218914921337],
+        [-37.65345138565955, -68.60225874579592, 22.084256479677226],
+    ])
+    with pytest.raises(PrecisionError) as info:
+        latticesym.niggli_reduce(lattice, precision="float")
+    assert isinstance(info.value, ReductionCycleError) and isinstance(info.value, ReductionError)
+    assert info.value.iterations > 0
+    result = latticesym.niggli_reduce(lattice)
+    assert result.g6[1] == pytest.approx(183.660186, rel=1e-6)
