@@ -146,3 +146,15 @@ def test_each_peer_answers_a_physical_cell_in_our_convention() -> None:
 def test_shutdown_workers() -> None:
     peers.shutdown_workers()
     assert peers._WORKERS == {}
+
+
+def test_judge_reads_large_integer_transforms_exactly() -> None:
+    """Regression: an int64 transform with entries beyond 2**53 is det +1 exactly; read through
+    float64 its rows round to equal numbers and the old judge reported 'det 0'."""
+    from latticesym.peers import judge_answer
+
+    k = 2**60 + 1
+    transform = np.array([[k, k - 1, 0], [1, 1, 0], [0, 0, 1]], dtype=np.int64)
+    lattice = np.diag([1.0, 2.0, 3.0])
+    verdict = judge_answer(lattice, g6=[1.0, 4.0, 9.0, 0.0, 0.0, 0.0], transform=transform)
+    assert verdict.reason != "bad_transform", verdict
