@@ -153,6 +153,18 @@ def _exact_det(x: tuple[tuple[Fraction, ...], ...]) -> Fraction:
             + x[0][2] * (x[1][0] * x[2][1] - x[1][1] * x[2][0]))
 
 
+class _UnboundedTransforms:
+    """Transform-size guards of arithmetics whose integers never overflow (Fraction, mpmath)."""
+
+    @staticmethod
+    def shear_fits(ti: Any, tj: Any, q: Any) -> bool:
+        return True
+
+    @staticmethod
+    def sum_fits(a: Any, b: Any, c: Any) -> bool:
+        return True
+
+
 class ExactData:
     __slots__ = ("det", "x")
 
@@ -165,7 +177,7 @@ def _exact_row(t: list[int], x: tuple[tuple[Fraction, ...], ...]) -> list[Fracti
     return [t[0] * x[0][j] + t[1] * x[1][j] + t[2] * x[2][j] for j in range(3)]
 
 
-class ExactContext:
+class ExactContext(_UnboundedTransforms):
     """Exact rational arithmetic (``Fraction``): no rounding, error bounds zero."""
 
     has_fast_rows = False
@@ -199,14 +211,6 @@ class ExactContext:
         return n if x >= 0 else -n
 
     @staticmethod
-    def shear_fits(ti: Any, tj: Any, q: Any) -> bool:
-        return True
-
-    @staticmethod
-    def sum_fits(a: Any, b: Any, c: Any) -> bool:
-        return True
-
-    @staticmethod
     def g6_errors(rows: Any, g: Any, t: Any, d: Any) -> tuple[Fraction, ...]:
         return (Fraction(0),) * 6
 
@@ -220,7 +224,7 @@ def _mp_instance(prec: int) -> Any:
     return ctx
 
 
-class MPContext:
+class MPContext(_UnboundedTransforms):
     """``mpmath`` arithmetic at ``prec`` bits, on a private ``mpmath.MPContext`` instance.
 
     Rows of ``T @ L`` are computed exactly and rounded once to ``prec`` bits (correctly rounded);
@@ -264,14 +268,6 @@ class MPContext:
     def round_half_away(self, x: Any) -> Any:
         n = self.mp.floor(abs(x) + self.mp.mpf(0.5))
         return n if x >= 0 else -n
-
-    @staticmethod
-    def shear_fits(ti: Any, tj: Any, q: Any) -> bool:
-        return True
-
-    @staticmethod
-    def sum_fits(a: Any, b: Any, c: Any) -> bool:
-        return True
 
     def g6_errors(self, rows: Any, g: Any, t: Any, d: Any) -> tuple[Any, ...]:
         one = 1 + 8 * self.u
