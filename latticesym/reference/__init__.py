@@ -164,7 +164,7 @@ def niggli_reduce(lattice: Any, *, max_iter: int = DEFAULT_MAX_ITER, _skip: froz
     state = _run(int_gram, max_iter, _skip)
     t = state.t
     if is_rational_matrix(rows):
-        out = [[sum((t[i][k] * rows[k][j] for k in range(3)), Fraction(0)) for j in range(3)] for i in range(3)]
+        out = [[sum(t[i][k] * rows[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
     else:
         import sympy
 

@@ -60,8 +60,8 @@ def to_exact_scalar(x: Any) -> Any:
         expr = sympy.sympify(x)
         if expr.is_Rational:
             return Fraction(int(expr.p), int(expr.q))
-        if expr.is_Float:
-            return Fraction(str(expr)) if expr.is_finite else _raise_nonfinite(expr)
+        if expr.is_Float:  # always finite: sympy turns Float("inf") into oo, Float("nan") into nan
+            return Fraction(str(expr))
         if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
             raise NonFiniteLatticeError(f"lattice entry {expr} is not finite")
         if expr.is_real is False:
@@ -74,26 +74,19 @@ def to_exact_scalar(x: Any) -> Any:
     raise TypeError(f"lattice entries must be ints, floats, Fractions or sympy numbers, got {type(x).__name__}")
 
 
-def _raise_nonfinite(expr: Any) -> Any:
-    raise NonFiniteLatticeError(f"lattice entry {expr} is not finite")
-
-
 def to_exact_lattice(lattice: Any) -> Matrix:
     """Return the 3x3 lattice as a tuple of row tuples of exact entries.
 
     Accepts nested sequences, numpy arrays (numeric or object dtype) and sympy matrices.
     """
-    if _is_sympy(lattice) and hasattr(lattice, "tolist"):
-        lattice = lattice.tolist()
     if isinstance(lattice, str | bytes):
         raise TypeError("lattice must be a 3x3 array of numbers, got a string")
-    arr = np.asarray(lattice, dtype=object) if not isinstance(lattice, np.ndarray) else lattice
-    if arr.dtype.kind in "US":
-        raise TypeError(f"lattice must be numbers, got dtype {arr.dtype}")
+    if hasattr(lattice, "tolist"):  # numpy arrays and sympy matrices: Python scalars, exactly
+        lattice = lattice.tolist()
+    arr = np.asarray(lattice, dtype=object)
     if arr.shape != (3, 3):
         raise LatticeShapeError(f"the exact oracle reduces one lattice of shape (3, 3), got shape {arr.shape}")
-    return tuple(tuple(to_exact_scalar(arr[i, j] if arr.dtype != object else arr[i][j]) for j in range(3))
-                 for i in range(3))
+    return tuple(tuple(to_exact_scalar(arr[i, j]) for j in range(3)) for i in range(3))
 
 
 def is_rational_matrix(m: Matrix) -> bool:
@@ -112,7 +105,7 @@ def exact_gram(lattice: Matrix) -> tuple[tuple[Fraction, ...], ...]:
     """
     rows = lattice
     if is_rational_matrix(rows):
-        return tuple(tuple(sum((x * y for x, y in zip(rows[i], rows[j])), Fraction(0)) for j in range(3))
+        return tuple(tuple(sum(x * y for x, y in zip(rows[i], rows[j])) for j in range(3))
                      for i in range(3))
     import sympy
 
@@ -134,10 +127,7 @@ def exact_gram(lattice: Matrix) -> tuple[tuple[Fraction, ...], ...]:
 
 def integer_gram(gram: tuple[tuple[Fraction, ...], ...]) -> tuple[list[list[int]], int]:
     """Scale a rational Gram matrix to integers: returns ``(K, d)`` with ``gram == K / d``."""
-    d = 1
-    for row in gram:
-        for x in row:
-            d = d * x.denominator // math.gcd(d, x.denominator)
+    d = math.lcm(*(x.denominator for row in gram for x in row))
     return [[int(x * d) for x in row] for row in gram], d
 
 

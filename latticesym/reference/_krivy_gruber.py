@@ -10,9 +10,11 @@ Two phases (docs/algorithm.md):
    taken only when they strictly shorten ``v_i``.  The integer trace of ``G`` decreases at each
    step, so the phase terminates, and a basis sheared by ``n`` needs ``O(log n)`` steps rather
    than the ``O(n)`` of single-multiple Krivy-Gruber steps.
-2. *Krivy & Gruber (1976)* steps A1-A8, with A5-A7 generalised to rounded multiples when the
-   off-diagonal term exceeds its bound (any integer multiple is a unimodular step, and the
-   final state is decided by the Niggli conditions alone, so the result is the unique form).
+2. *Krivy & Gruber (1976)* steps A1-A8, with A5-A7 generalised to rounded multiples
+   ``q = round(xi / 2B)`` (ties away from zero) instead of ``q = sign(xi)``.  On the boundary
+   ``|xi| == B`` that is exactly Krivy-Gruber's single step; beyond it, it removes every whole
+   multiple at once.  Any integer multiple is a unimodular step, and the final state is decided
+   by the Niggli conditions alone, so the result is the unique form.
 
 References
 ----------
@@ -70,15 +72,29 @@ class KGState:
     g: IntMatrix
     t: IntMatrix = field(default_factory=lambda: [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
     iterations: int = 0
-    trace: list[str] = field(default_factory=list)
-    record: bool = False
+    max_iter: int = 100_000
+    phase: str = "pre-reduction"
 
-    def apply(self, m: tuple[tuple[int, ...], ...] | IntMatrix, label: str) -> None:
+    def apply(self, m: tuple[tuple[int, ...], ...] | IntMatrix) -> None:
+        """One step: ``G <- M G M^T``, ``T <- M T``; the ``max_iter + 1``-th step raises instead.
+
+        Raises
+        ------
+        ReductionError
+            Carrying the state reached after ``max_iter`` steps (exact Krivy-Gruber always
+            terminates, so this is a guard against a caller's too-small cap, never a silent stop).
+        """
+        if self.iterations >= self.max_iter:
+            raise ReductionError(
+                f"exact reduction did not finish within max_iter={self.max_iter} steps ({self.phase}); "
+                f"last G6 (scaled to integers) = {self.g6()}",
+                iterations=self.iterations,
+                g6=self.g6(),
+                transform=[row[:] for row in self.t],
+            )
         self.g = _congruence(m, self.g)
         self.t = _mul(m, self.t)
         self.iterations += 1
-        if self.record:
-            self.trace.append(label)
 
     def g6(self) -> tuple[int, int, int, int, int, int]:
         g = self.g
@@ -87,6 +103,7 @@ class KGState:
 
 def pre_reduce(state: KGState, max_iter: int) -> None:
     """Gauss-Lagrange size reduction with rounded multiples until no vector shortens."""
+    state.max_iter, state.phase = max_iter, "pre-reduction"
     changed = True
     while changed:
         changed = False
@@ -96,20 +113,8 @@ def pre_reduce(state: KGState, max_iter: int) -> None:
                     continue
                 gij, gjj = state.g[i][j], state.g[j][j]
                 if 2 * abs(gij) > gjj:  # strictly shortens v_i
-                    state.apply(_elementary(i, j, _round_div(gij, gjj)), f"pre v{i}-=q*v{j}")
+                    state.apply(_elementary(i, j, _round_div(gij, gjj)))
                     changed = True
-                    if state.iterations > max_iter:
-                        _give_up(state, max_iter, "pre-reduction")
-
-
-def _give_up(state: KGState, max_iter: int, phase: str) -> None:
-    raise ReductionError(
-        f"exact reduction did not finish within max_iter={max_iter} steps ({phase}); "
-        f"last G6 (scaled to integers) = {state.g6()}",
-        iterations=state.iterations,
-        g6=state.g6(),
-        transform=[row[:] for row in state.t],
-    )
 
 
 def krivy_gruber(state: KGState, max_iter: int, *, skip: frozenset[str] = frozenset()) -> None:
@@ -118,46 +123,42 @@ def krivy_gruber(state: KGState, max_iter: int, *, skip: frozenset[str] = frozen
     ``skip`` names steps to leave out; it exists only so tests can build deliberately broken
     reducers and check that the suite catches them.
     """
+    state.max_iter, state.phase = max_iter, "Krivy-Gruber"
     while True:
-        if state.iterations > max_iter:
-            _give_up(state, max_iter, "Krivy-Gruber")
         A, B, C, xi, eta, zeta = state.g6()
         # A1, Krivy & Gruber 1976
         if "A1" not in skip and (A > B or (A == B and abs(xi) > abs(eta))):
-            state.apply(_A1, "A1")
+            state.apply(_A1)
             continue
         # A2
         if "A2" not in skip and (B > C or (B == C and abs(eta) > abs(zeta))):
-            state.apply(_A2, "A2")
+            state.apply(_A2)
             continue
         l, m, n = _sign(xi), _sign(eta), _sign(zeta)
         if l * m * n > 0:
             # A3: make xi, eta, zeta all positive with diag(i, j, k), ijk = 1
             if "A3" not in skip and (l, m, n) != (1, 1, 1):
-                state.apply([[l, 0, 0], [0, m, 0], [0, 0, n]], "A3")
+                state.apply([[l, 0, 0], [0, m, 0], [0, 0, n]])
         elif 1 in (l, m, n) and "A4" not in skip:
             # A4: make all non-positive; a zero entry absorbs the sign that keeps det = +1
-            state.apply(_a4_matrix(l, m, n), "A4")
+            state.apply(_a4_matrix(l, m, n))
         A, B, C, xi, eta, zeta = state.g6()
         # A5
         if "A5" not in skip and (abs(xi) > B or (xi == B and 2 * eta < zeta) or (xi == -B and zeta < 0)):
-            q = _round_div(xi, 2 * B) if abs(xi) > B else _sign(xi)
-            state.apply(_elementary(2, 1, q), "A5")
+            state.apply(_elementary(2, 1, _round_div(xi, 2 * B)))
             continue
         # A6
         if "A6" not in skip and (abs(eta) > A or (eta == A and 2 * xi < zeta) or (eta == -A and zeta < 0)):
-            q = _round_div(eta, 2 * A) if abs(eta) > A else _sign(eta)
-            state.apply(_elementary(2, 0, q), "A6")
+            state.apply(_elementary(2, 0, _round_div(eta, 2 * A)))
             continue
         # A7
         if "A7" not in skip and (abs(zeta) > A or (zeta == A and 2 * xi < eta) or (zeta == -A and eta < 0)):
-            q = _round_div(zeta, 2 * A) if abs(zeta) > A else _sign(zeta)
-            state.apply(_elementary(1, 0, q), "A7")
+            state.apply(_elementary(1, 0, _round_div(zeta, 2 * A)))
             continue
         # A8
         s = xi + eta + zeta + A + B
         if "A8" not in skip and (s < 0 or (s == 0 and 2 * (A + eta) + zeta > 0)):
-            state.apply(_A8, "A8")
+            state.apply(_A8)
             continue
         return
 
