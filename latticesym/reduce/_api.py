@@ -460,8 +460,9 @@ def mp_niggli_reduce(lattice: Any, *, eps: float = 1e-5, prec: int = 113, max_it
     The step logic is :func:`latticesym.reduce._kg.kg_decide`, run in a private
     ``mpmath.MPContext`` of precision ``prec`` (the global ``mpmath.mp`` is not touched).  Rows of
     ``transform @ lattice`` are computed exactly and rounded once to ``prec`` bits; the tolerance is
-    ``e = eps * V**(2/3)`` with the exact volume; the final state is certified with error bounds for
-    unit roundoff ``2**-prec``.
+    ``e = eps * V**(2/3)`` with the exact volume, capped at ``A / 16`` as in the float path (and
+    reported as ``result.tolerance``); the final state is certified with error bounds for unit
+    roundoff ``2**-prec``.
 
     Parameters
     ----------
@@ -512,7 +513,9 @@ def mp_niggli_reduce(lattice: Any, *, eps: float = 1e-5, prec: int = 113, max_it
     t = np.array(run.transform, dtype=object if big else np.int64)
     g6 = np.empty(6, dtype=object)
     g6[:] = list(run.g6)
-    result = NiggliResult(lat, t, g6, run.iterations, ReduceStatus.OK, Arithmetic.MPMATH, run.e)
+    # the tolerance the comparisons used, as the float path reports it: min(e, TAU_A * A) (needle cap)
+    tol = min(run.e, run.g6[0] / 16)  # TAU_A = 1/16, a division so the mpf stays exact
+    result = NiggliResult(lat, t, g6, run.iterations, ReduceStatus.OK, Arithmetic.MPMATH, tol)
     _freeze(lat, t, g6)
     return result
 

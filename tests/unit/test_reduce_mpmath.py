@@ -66,3 +66,21 @@ def test_mpmath_errors() -> None:
         mp_niggli_reduce(np.zeros((3, 3)))
     with pytest.raises(ValueError):
         mp_niggli_reduce(np.eye(3), prec=20)
+
+
+@pytest.mark.parametrize(
+    "lattice",
+    [
+        np.diag([1e-3, 1.0, 1.0]),  # needle: e = eps V^(2/3) exceeds A / 16, the cap applies
+        np.diag([1.0, 2.0, 3.0]),
+        [[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [0.1, 0.2, 1.0]],
+    ],
+)
+def test_mpmath_reports_the_same_capped_tolerance_as_float(lattice) -> None:
+    """``result.tolerance`` is the tolerance the comparisons used, ``min(eps V^(2/3), A / 16)``, in both
+    arithmetics (the mpmath path once reported the uncapped ``e``)."""
+    flt = niggli_reduce(np.asarray(lattice, dtype=float))
+    mp_ = mp_niggli_reduce(lattice)
+    a = float(flt.g6[0])
+    assert float(mp_.tolerance) == pytest.approx(flt.tolerance, rel=1e-12)
+    assert flt.tolerance <= a / 16 * (1 + 1e-15)
