@@ -81,9 +81,7 @@ def to_exact_lattice(lattice: Any) -> Matrix:
     """
     if isinstance(lattice, str | bytes):
         raise TypeError("lattice must be a 3x3 array of numbers, got a string")
-    if hasattr(lattice, "tolist"):  # numpy arrays and sympy matrices: Python scalars, exactly
-        lattice = lattice.tolist()
-    arr = np.asarray(lattice, dtype=object)
+    arr = np.asarray(lattice, dtype=object)  # numpy arrays give Python scalars; sympy matrices convert too
     if arr.shape != (3, 3):
         raise LatticeShapeError(f"the exact oracle reduces one lattice of shape (3, 3), got shape {arr.shape}")
     return tuple(tuple(to_exact_scalar(arr[i, j]) for j in range(3)) for i in range(3))

@@ -104,9 +104,8 @@ class KGState:
 def pre_reduce(state: KGState, max_iter: int) -> None:
     """Gauss-Lagrange size reduction with rounded multiples until no vector shortens."""
     state.max_iter, state.phase = max_iter, "pre-reduction"
-    changed = True
-    while changed:
-        changed = False
+    while True:
+        steps_before_sweep = state.iterations
         for i in range(3):
             for j in range(3):
                 if i == j:
@@ -114,7 +113,8 @@ def pre_reduce(state: KGState, max_iter: int) -> None:
                 gij, gjj = state.g[i][j], state.g[j][j]
                 if 2 * abs(gij) > gjj:  # strictly shortens v_i
                     state.apply(_elementary(i, j, _round_div(gij, gjj)))
-                    changed = True
+        if state.iterations == steps_before_sweep:  # a full sweep without a step: size-reduced
+            return
 
 
 def krivy_gruber(state: KGState, max_iter: int, *, skip: frozenset[str] = frozenset()) -> None:

@@ -231,3 +231,12 @@ def test_a4_matrix_flips_positive_signs_and_the_first_zero_only_when_needed(lmn)
     if expected[0] * expected[1] * expected[2] < 0:
         expected[lmn.index(0)] = -1
     assert signs == expected
+
+
+def test_ragged_inputs_get_shape_errors_not_numpy_errors() -> None:
+    """Ragged nested lists are read as object arrays, so the caller sees the library's own messages."""
+    with pytest.raises(LatticeShapeError, match=r"got shape \(2,\)"):
+        is_niggli_reduced([[1, 2], [3]])
+    result = niggli_reduce(np.eye(3))
+    ragged = type(result)(lattice=result.lattice, transform=[[1, 0, 0], [0, 1]], g6=result.g6, iterations=0)
+    assert reduction_problems(np.eye(3), ragged) == ["transform is not a 3x3 integer matrix: [[1, 0, 0], [0, 1]]"]
