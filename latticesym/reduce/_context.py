@@ -144,8 +144,10 @@ def _mpf_to_fraction(v: Any) -> Any:
 
     if not mpmath.isfinite(v):
         return float(v)  # inf / nan: rejected downstream with NonFiniteLatticeError
-    man, exp = mpmath.mpf(v).man_exp
-    return Fraction(int(man)) * (Fraction(2) ** int(exp))
+    # the raw (sign, mantissa, exponent, bitcount) tuple, read as it is: value = (-1)**sign * man * 2**exp.
+    # Not ``mpmath.mpf(v).man_exp``: that re-rounds to the global precision and its mantissa is unsigned.
+    sign, man, exp, _ = v._mpf_
+    return (-1) ** int(sign) * Fraction(int(man)) * (Fraction(2) ** int(exp))
 
 
 def _exact_det(x: tuple[tuple[Fraction, ...], ...]) -> Fraction:
