@@ -49,10 +49,11 @@ thorough: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-test
 	$(PY) -m pytest benchmarks -m benchmark --benchmark-only --benchmark-columns=min,median,mean,ops -p no:cacheprovider
 
+# mutmut on the exact oracle ([tool.mutmut] in pyproject.toml) and on the float step logic
+# (scripts/run_mutation.py), each in a private copy under .mutation/; survivors in .mutation/*/survivors.txt
 mutation: $(VENV)/.stamp-test
-	rm -rf mutants
-	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2 || true
-	$(VENV)/bin/mutmut results
+	$(PY) scripts/run_mutation.py reference
+	$(PY) scripts/run_mutation.py float
 
 plots: $(VENV)/.stamp-test
 	$(PY) docs/make_plots.py
