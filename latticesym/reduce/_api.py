@@ -27,7 +27,7 @@ from latticesym.errors import (
 )
 from latticesym.reduce import _kg
 from latticesym.reduce._accurate import UNIT_ROUNDOFF, cbrt_squared, det3_with_bound
-from latticesym.reduce._context import ExactContext, FloatContext, MPContext, exact_entries
+from latticesym.reduce._context import ExactContext, FloatContext, MPContext, _mpf_to_fraction, exact_entries
 
 __all__ = [
     "Arithmetic",
@@ -244,8 +244,7 @@ def _escalate(src: NDArray[np.float64], eps: float, max_iter: int, skip: int) ->
         return (_kg.SINGULAR, Arithmetic.EXACT, None, None, None, 0, 0.0)
     mp128 = MPContext(ESCALATION_PRECISIONS[0])
     e_mp = mp128.tolerance(mp128.to_mp(abs(data.det)), eps)
-    man, exp = e_mp.man_exp
-    e_frac = Fraction(int(man)) * Fraction(2) ** int(exp) if man else Fraction(0)
+    e_frac = _mpf_to_fraction(e_mp)
     run = None
     for prec in ESCALATION_PRECISIONS:
         ctx = MPContext(prec)
@@ -585,8 +584,7 @@ def _exact_is_reduced(src: NDArray[np.float64], eps: float) -> bool:
     g = [[ExactContext.dot(rows[i], rows[j]) for j in range(3)] for i in range(3)]
     mp = MPContext(128)
     e_mp = mp.tolerance(mp.to_mp(abs(data.det)), eps)
-    man, exp = e_mp.man_exp
-    e = Fraction(int(man)) * Fraction(2) ** int(exp) if man else Fraction(0)
+    e = _mpf_to_fraction(e_mp)
     z = Fraction(0)
     return bool(_kg.kg_decide(g[0][0], g[1][1], g[2][2], 2 * g[1][2], 2 * g[0][2], 2 * g[0][1],
                               z, z, z, z, z, z, e, z)[0] == _kg.REDUCED)

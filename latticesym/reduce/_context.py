@@ -138,6 +138,7 @@ def _has_mpf(lattice: Any) -> bool:
 
 
 def _mpf_to_fraction(v: Any) -> Any:
+    """An mpmath number as the exact Fraction it holds (anything else unchanged; inf/nan as floats)."""
     if not hasattr(v, "_mpf_"):
         return v
     import mpmath
