@@ -457,6 +457,22 @@ def _one(w: Any, eps: float, max_iter: int, skip: int) -> tuple[int, int, float]
             lam = 0
 
 
+def _store_entry(w: Any, k: int, v: float) -> None:
+    """Entry ``k`` of the normalised lattice: ``x = v`` and its Veltkamp split ``h + lo`` (for Dot2)."""
+    w[_X + k] = v
+    c = 134217729.0 * v
+    hi = c - (c - v)
+    w[_H + k] = hi
+    w[_LO + k] = v - hi
+
+
+def _store_row_norms(w: Any) -> None:
+    """Row norms ``nl`` of the normalised lattice, rounded up by ``_ONE8``."""
+    for i in range(3):
+        o = _X + 3 * i
+        w[_NL + i] = math.sqrt(w[o] * w[o] + w[o + 1] * w[o + 1] + w[o + 2] * w[o + 2]) * _ONE8
+
+
 def _prepare(src: Any, w: Any) -> int:
     """Normalise ``src`` (3, 3) by a power of two into ``w`` (x, its split h + lo, row norms nl).
 
@@ -481,14 +497,8 @@ def _prepare(src: Any, w: Any) -> int:
             v = src[i, j] * down  # == ldexp(src, -k): one rounding by an exact power of two
             if v * up != src[i, j]:
                 return _NO_SCALE
-            w[_X + 3 * i + j] = v
-            c = 134217729.0 * v
-            hi = c - (c - v)
-            w[_H + 3 * i + j] = hi
-            w[_LO + 3 * i + j] = v - hi
-    for i in range(3):
-        o = _X + 3 * i
-        w[_NL + i] = math.sqrt(w[o] * w[o] + w[o + 1] * w[o + 1] + w[o + 2] * w[o + 2]) * _ONE8
+            _store_entry(w, 3 * i + j, v)
+    _store_row_norms(w)
     return k
 
 
@@ -499,14 +509,8 @@ def _prepare_ldexp(src: Any, w: Any, k: int) -> int:
             v = math.ldexp(src[i, j], -k)
             if math.ldexp(v, k) != src[i, j]:
                 return _NO_SCALE
-            w[_X + 3 * i + j] = v
-            c = 134217729.0 * v
-            hi = c - (c - v)
-            w[_H + 3 * i + j] = hi
-            w[_LO + 3 * i + j] = v - hi
-    for i in range(3):
-        o = _X + 3 * i
-        w[_NL + i] = math.sqrt(w[o] * w[o] + w[o + 1] * w[o + 1] + w[o + 2] * w[o + 2]) * _ONE8
+            _store_entry(w, 3 * i + j, v)
+    _store_row_norms(w)
     return k
 
 
@@ -656,7 +660,8 @@ def kernel(name: str) -> Any:
                 g["_nb_det"] = jit(_accurate.det3_with_bound)
                 g["_nb_errors"] = jit(_kg.g6_error_bounds)
                 for helper in ("_scale", "_tol", "_row_of", "_row", "_gram_row", "_volume", "_decide_fast",
-                               "_accurate_rows", "_neg0", "_surely_unreduced", "_pre_scan", "_initial_tol"):
+                               "_accurate_rows", "_neg0", "_surely_unreduced", "_pre_scan", "_initial_tol",
+                               "_store_entry", "_store_row_norms"):
                     g[helper] = jit(g[helper])
                 g["_prepare_ldexp"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_prepare_ldexp)
                 g["_prepare"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_prepare)
