@@ -296,6 +296,19 @@ def test_kg_decide_matches_spec_on_boundaries(scale: float) -> None:
     assert {name: branches.get(name, 0) >= 5 for name in names} == dict.fromkeys(names, True), branches
 
 
+@pytest.mark.parametrize("broken", ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "no tolerance"])
+def test_the_spec_comparison_catches_a_broken_decision(broken: str) -> None:
+    """Test the tester: ``kg_decide`` with one step masked out, or with the tolerance ignored (``e = 0``),
+    disagrees with the independent statement ``_spec`` on the boundary sample."""
+    gs, es = _boundary_set(800, 1)
+    if broken == "no tolerance":
+        code = _decide_arrays(gs, [0.0] * len(es))[0]
+    else:
+        code = _decide_arrays(gs, es, skip=1 << {"A1": A1, "A2": A2, "A3": A3, "A4": A4, "A5": A5, "A6": A6,
+                                                  "A7": A7, "A8": A8}[broken])[0]
+    assert any(code[k] != _spec(g, e)[0] for k, (g, e) in enumerate(zip(gs, es)))
+
+
 def test_kg_decide_scalars_floats_and_fractions_agree_with_arrays() -> None:
     gs, es = _boundary_set(240, 2)
     codes = _decide_arrays(gs, es)
