@@ -17,12 +17,12 @@ $(VENV)/bin/python:
 
 # Core + demo needs (numpy, sympy, mpmath; tqdm for progress bars).
 $(VENV)/.stamp-core: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e ".[cli]"
+	$(PIP) install --quiet -e ".[cli,structure]"
 	touch $@
 
 # Everything the test suite uses: peers for cross-checks, torch (CPU, pinned), numba.
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e ".[test,peers,torch,fast,cli,plots]"
+	$(PIP) install --quiet -e ".[test,peers,torch,fast,cli,structure,plots]"
 	touch $(VENV)/.stamp-core $@
 
 $(VENV)/.stamp-docs: pyproject.toml $(VENV)/.stamp-test
