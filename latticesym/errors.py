@@ -14,6 +14,7 @@ __all__ = [
     "BatchReductionError",
     "LatticeError",
     "LatticeShapeError",
+    "MatchBudgetError",
     "NonFiniteLatticeError",
     "NotExactError",
     "PrecisionError",
@@ -99,3 +100,11 @@ class BatchReductionError(LatticeError):
         super().__init__(message)
         self.failed = failed
         self.errors = errors
+
+
+class MatchBudgetError(LatticeError):
+    """A structure match needs more work than its per-pair bounds allow (the message has the counts).
+
+    Raised by :func:`latticesym.structure.match` instead of running for minutes on a degenerate
+    pair (a needle-like cell with thousands of lattice vectors in the search sphere, ...).
+    """
