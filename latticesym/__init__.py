@@ -6,7 +6,8 @@ in GL(3, Z); every reducer returns the reduced ``lattice``, the integer ``transf
 
 Public surface
 --------------
-- :func:`niggli_reduce`, :func:`is_niggli_reduced`: robust float64 reducer (batched).
+- :func:`niggli_reduce`, :func:`is_niggli_reduced`: robust float64 reducer (batched);
+  :func:`warmup` compiles its kernels now (first-call latency).
 - :mod:`latticesym.reference`: the exact-arithmetic oracle.
 - :mod:`latticesym.groups`, :mod:`latticesym.strategies`: GL(3,Z) samplers, hypothesis strategies.
 - :mod:`latticesym.testing`: invariance checks for other repositories' tests.
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         is_niggli_reduced,
         mp_niggli_reduce,
         niggli_reduce,
+        warmup,
     )
 
 __version__ = "0.1.0"
@@ -65,9 +67,11 @@ __all__ = [
     "mp_niggli_reduce",
     "niggli_reduce",
     "volume",
+    "warmup",
 ]
 
-_LAZY = {"niggli_reduce", "is_niggli_reduced", "NiggliResult", "mp_niggli_reduce", "ReduceStatus", "Arithmetic"}
+_LAZY = {"niggli_reduce", "is_niggli_reduced", "NiggliResult", "mp_niggli_reduce", "ReduceStatus", "Arithmetic",
+         "warmup"}
 
 
 def __getattr__(name: str) -> Any:

@@ -364,6 +364,8 @@ def extreme_aspect(
     ratio: float | tuple[float, float] = (1e3, 1e8),
     shortest: tuple[float, float] = (2.0, 15.0),
     angles: tuple[float, float] = (60.0, 120.0),
+    shapes: tuple[str, ...] = EXTREME_SHAPES,
+    shear: tuple[float, float] | None = None,
 ) -> Array:
     """Cells with a longest-to-shortest length ratio from 1e3 to 1e8.
 
@@ -383,26 +385,44 @@ def extreme_aspect(
         Range of the shortest length in Angstrom.
     angles : (float, float)
         Range of the cell angles in degrees (kept away from flat cells).
+    shapes : tuple of str
+        The shapes to cycle through (a subset of :data:`EXTREME_SHAPES`, e.g. ``("needle", "plate")``).
+    shear : (float, float) or None
+        If given, each cell is put in a random basis ``M @ L`` whose unimodular ``M`` has an entry
+        bound that is a power of ten drawn in ``[lo, hi]`` (as :func:`sheared`); ``None``: no shear.
 
     Returns
     -------
     numpy.ndarray, shape (n, 3, 3)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> extreme_aspect(4, rng=np.random.default_rng(0), shapes=("needle", "plate"), shear=(1, 1e3)).shape
+    (4, 3, 3)
     """
     n = _check_n(n)
     _check_rng(rng)
+    unknown = [s for s in shapes if s not in EXTREME_SHAPES]
+    if not shapes or unknown:
+        raise ValueError(f"shapes must be a non-empty subset of {EXTREME_SHAPES}, got {shapes!r}")
     rlo, rhi = _check_range("ratio", ratio, low=1.0)
     slo, shi = _check_range("shortest", shortest)
     alo, ahi = _check_range("angles", angles)
     r = _log_uniform(rng, rlo, rhi, n)
     s = rng.uniform(slo, shi, size=n)
-    shape = np.arange(n) % len(EXTREME_SHAPES)
+    shape = np.array([EXTREME_SHAPES.index(s) for s in shapes])[np.arange(n) % len(shapes)]
     middle = np.where(shape == 0, 1.0, np.where(shape == 1, r, np.sqrt(r)))
     lengths = s[:, None] * np.stack([np.ones(n), middle, r], axis=1)
     ang = _random_angles(n, rng, alo, ahi, 0.3)
     cells = _cells_from_parameters(lengths, ang)
     perm = np.argsort(rng.random((n, 3)), axis=1)
     cells = np.take_along_axis(cells, perm[:, :, None], axis=1)
-    return _rotate(cells, random_rotations(n, rng=rng))
+    cells = _rotate(cells, random_rotations(n, rng=rng))
+    if shear is None:
+        return cells
+    lo, hi = _check_range("shear", shear, low=0.5)
+    return _apply_basis(_unimodular_decades(n, lo, hi, rng), cells)
 
 
 def boundary_labels(n: int) -> list[tuple[str, bool]]:

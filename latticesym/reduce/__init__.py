@@ -7,6 +7,7 @@ Public surface
   exact arithmetic (``precision="auto"``).
 - :func:`mp_niggli_reduce`: the same algorithm in mpmath at a chosen precision.
 - :func:`is_niggli_reduced`: the reducer's own step logic as a predicate.
+- :func:`warmup`: compile / load the numba kernels now (first-call latency).
 - :class:`NiggliResult`, :class:`ReduceStatus` (per-lattice status of ``errors="mask"``),
   :class:`Arithmetic` (which arithmetic certified a result).
 
@@ -26,6 +27,7 @@ from latticesym.reduce._api import (
     mp_niggli_reduce,
     niggli_reduce,
 )
+from latticesym.reduce._warmup import warmup
 
 __all__ = [
     "Arithmetic",
@@ -35,4 +37,5 @@ __all__ = [
     "is_niggli_reduced",
     "mp_niggli_reduce",
     "niggli_reduce",
+    "warmup",
 ]

@@ -50,7 +50,7 @@ import numpy as np
 from latticesym.reduce import _accurate, _kg
 from latticesym.reduce._context import CANCEL_RATIO_SQ, FLOAT_TINY, MAX_TRANSFORM
 
-__all__ = ["available", "kernel", "kernels"]
+__all__ = ["available", "compile_in_background", "compiled", "kernel", "kernels"]
 
 _U = _accurate.UNIT_ROUNDOFF
 _PI = (0, 0, 1, 1, 2, 2)  # _kg.PRE_PAIRS, split for numba
@@ -622,6 +622,36 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def compiled(name: str) -> bool:
+    """Whether kernel ``name`` is compiled (or loaded from numba's cache) in this process."""
+    return name in _compiled
+
+
+_background: dict[str, threading.Thread] = {}
+
+
+def compile_in_background(name: str) -> threading.Thread:
+    """Compile (or load from cache) kernel ``name`` in a daemon thread, once per process.
+
+    The batch path uses this for the parallel kernel: a first large batch runs the serial
+    kernel (bit-identical results) instead of waiting for the parallel one to compile.
+    """
+    with _lock:
+        th = _background.get(name)
+        if th is None:
+            th = threading.Thread(target=_quiet_kernel, args=(name,), name=f"latticesym-compile-{name}", daemon=True)
+            _background[name] = th
+            th.start()
+    return th
+
+
+def _quiet_kernel(name: str) -> None:
+    try:
+        kernel(name)
+    except Exception:  # pragma: no cover - the foreground path compiles again and raises there
+        pass
 
 
 def kernels() -> dict[str, Any]:
