@@ -43,7 +43,8 @@ def problems(lattice: np.ndarray, transform: np.ndarray, tolerance: float) -> li
     out = [] if det == 1 else [f"det(transform) = {det}"]
     if not (np.isfinite(tolerance) and tolerance >= 0):
         return [*out, f"tolerance {tolerance!r}"]
-    out += [f"{n} by {float(x):.3g}" for n, x in niggli_violations_tol(exact_g6(lattice, transform), Fraction(tolerance))]
+    viol = niggli_violations_tol(exact_g6(lattice, transform), Fraction(tolerance))
+    out += [f"{n} by {float(x):.3g}" for n, x in viol]
     return out
 
 
