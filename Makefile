@@ -7,7 +7,7 @@ export HYPOTHESIS_PROFILE ?= ci
 export PYTHONHASHSEED ?= 0
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: all venv demo test lint thorough bench mutation docs plots clean
+.PHONY: all venv demo test lint thorough bench mutation docs plots clean fuzz
 
 all: test
 
@@ -54,6 +54,13 @@ bench: $(VENV)/.stamp-test
 mutation: $(VENV)/.stamp-test
 	$(PY) scripts/run_mutation.py reference
 	$(PY) scripts/run_mutation.py float
+
+# The fuzz campaign of issue 13: every public entry point, hostile inputs, >= 1e6 calls in about an
+# hour on two cores (FUZZ_SECONDS, FUZZ_WORKERS); counts and findings printed, exit 1 on any finding
+FUZZ_SECONDS ?= 3600
+FUZZ_WORKERS ?= 2
+fuzz: $(VENV)/.stamp-test
+	$(PY) scripts/fuzz.py --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --json .fuzz-results.json
 
 plots: $(VENV)/.stamp-test
 	$(PY) docs/make_plots.py

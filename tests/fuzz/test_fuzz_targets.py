@@ -1,0 +1,132 @@
+"""Short versions of every fuzz target of ``make fuzz`` (issue 13), and tests that the harness bites.
+
+The campaign itself is ``scripts/fuzz.py``; here each target runs a few dozen seeded calls under
+the same rules (``tests/fuzz/_harness.py``): only typed errors, no hang, no mutated input, returned
+reductions equivalent and reduced (exact oracle), finite losses and gradients on finite input.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _harness as h
+
+import latticesym
+from latticesym.errors import LatticeError
+
+pytestmark = pytest.mark.fuzz
+
+TARGETS = {t.name: t for t in h.make_targets()}
+CALLS = {"torch.losses": 40, "torch.niggli_reduce": 60, "reference.niggli_reduce": 80, "mp_niggli_reduce": 60,
+         "io.read_structures[cif]": 40, "io.read_structures[poscar]": 40}
+#: Entry points (not latticesym.reduce / reference / torch) that raise plain ValueErrors, not rooted
+#: at LatticeError, on hostile input: reported in the campaign's own column; owners in docs/testing.md.
+PLAIN_VALUEERROR = {"adapters.as_cell", "adapters.diffcsp_lattice_from_parameters", "adapters.lattice_to_parameters",
+                    "groups.exact_det", "groups.is_unimodular", "groups.random_unimodular", "io.parse_matrix",
+                    "testing.integer_inverse", "testing.transform_structure", "testing.wrap_frac"}
+#: Entry points whose short run meets a crash of another kind (an untyped numpy AxisError).
+CRASHES = {"adapters.diffcsp_lattice_from_parameters"}
+
+
+def _run(name: str, seed: int = 0) -> h.Campaign:
+    camp = h.Campaign()
+    h.run_target(TARGETS[name], np.random.default_rng(seed), CALLS.get(name, 150), camp)
+    return camp
+
+
+def _problems(camp: h.Campaign, kinds: set[str]) -> list[str]:
+    return [f"{f.kind}: {f.detail} <- {f.args!r:.200}" for f in camp.findings if f.kind in kinds]
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="untyped numpy AxisError on scalar lengths/angles "
+                                             "(latticesym/adapters.py, not this helper's file)"))
+    if n in CRASHES else n for n in sorted(TARGETS)])
+def test_target_short_run_no_crash_hang_mutation_or_wrong_result(name: str) -> None:
+    camp = _run(name)
+    assert camp.counts[name] >= 1
+    bad = _problems(camp, {"untyped", "hang", "mutation", "inequivalent", "nonfinite"})
+    assert not bad, "\n".join(bad[:5])
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="raises plain ValueError, not a LatticeError "
+                                             "(not this helper's file; reported)"))
+    if n in PLAIN_VALUEERROR else n for n in sorted(TARGETS)])
+def test_target_errors_are_rooted_at_lattice_error(name: str) -> None:
+    camp = _run(name, seed=1)
+    bad = _problems(camp, {"valueerror"})
+    assert not bad, "\n".join(bad[:5])
+
+
+def test_reducers_are_verified_on_a_sample() -> None:
+    camp = _run("niggli_reduce")
+    assert camp.verified["niggli_reduce"] >= 10
+
+
+# ------------------------------------------------------------------ the harness catches broken entry points
+def _broken(call: object, **kw: object) -> h.Target:
+    return h.Target("broken", lambda rng: ((np.eye(3) * (1 + rng.random()),), {}), call, **kw)  # type: ignore[arg-type]
+
+
+def _kinds(target: h.Target, n: int = 5) -> set[str]:
+    camp = h.Campaign()
+    h.run_target(target, np.random.default_rng(0), n, camp)
+    return {f.kind for f in camp.findings}
+
+
+def test_harness_catches_an_untyped_index_error() -> None:
+    def reducer(lattice: np.ndarray) -> object:
+        return lattice[5]  # IndexError
+
+    assert _kinds(_broken(reducer)) == {"untyped"}
+
+
+def test_harness_catches_an_input_mutated_in_place() -> None:
+    def reducer(lattice: np.ndarray) -> object:
+        lattice[0, 0] += 1.0
+        return latticesym.niggli_reduce(lattice)
+
+    assert _kinds(_broken(reducer)) == {"mutation"}
+
+
+def test_harness_catches_a_hang() -> None:
+    def reducer(lattice: np.ndarray) -> object:
+        while True:
+            time.sleep(0.01)
+
+    assert _kinds(_broken(reducer, bound_s=0.2), n=2) == {"hang"}
+
+
+def test_harness_catches_an_inequivalent_reduction_and_a_plain_value_error() -> None:
+    def wrong(lattice: np.ndarray) -> object:
+        r = latticesym.niggli_reduce(lattice)
+        return type(r)(r.lattice, np.diag([2, 1, 1]) @ r.transform, *(getattr(r, k) for k in
+                                                                       ("g6", "iterations", "status", "arithmetic",
+                                                                        "tolerance")))
+
+    tgt = h.Target("wrong", lambda rng: ((h.seed_lattices(rng, 1)[0],), {}), wrong, h._verify_float, verify_every=1)
+    assert _kinds(tgt) == {"inequivalent"}
+
+    def plain(lattice: np.ndarray) -> object:
+        raise ValueError("no")
+
+    assert _kinds(_broken(plain)) == {"valueerror"}
+    assert _kinds(_broken(lambda lattice: (_ for _ in ()).throw(LatticeError("")))) == {"untyped"}  # empty message
+
+
+def test_harness_catches_a_nan_gradient_on_finite_input() -> None:
+    torch = pytest.importorskip("torch")
+
+    def loss(name: str, pred: object, target: object) -> object:
+        return np.array(1.0), np.array([np.nan]), True
+
+    tgt = h.Target("nan-grad", lambda rng: (("x", torch.eye(3), torch.eye(3)), {}), loss, h._verify_loss,
+                   verify_every=1)
+    assert _kinds(tgt, 2) == {"nonfinite"}
