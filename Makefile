@@ -7,7 +7,7 @@ export HYPOTHESIS_PROFILE ?= ci
 export PYTHONHASHSEED ?= 0
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: all venv demo test lint thorough bench mutation docs plots clean fuzz
+.PHONY: all venv demo test lint thorough bench mutation docs plots experiment clean fuzz
 
 all: test
 
@@ -64,6 +64,10 @@ fuzz: $(VENV)/.stamp-test
 
 plots: $(VENV)/.stamp-test
 	$(PY) docs/make_plots.py
+
+# The loss experiment (docs/experiments/mlp.md): tables under docs/_generated/, figures under docs/img/.
+experiment: $(VENV)/.stamp-test
+	$(PY) examples/loss_experiment.py
 
 docs: $(VENV)/.stamp-docs
 	$(PY) -m mkdocs build --strict
