@@ -92,13 +92,18 @@ boundaries). https://doi.org/10.1107/S0108767388006427
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from latticesym._niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 from latticesym.errors import LatticeShapeError
+from latticesym.reduce import _numba as _reduce_numba
+from latticesym.reduce._kg import OK as _OK
+from latticesym.torch import _gram_search
 from latticesym.torch._reduce import _as_batch, _g6_of, _reduce_core, niggli_reduce, unimodular_inverse
 
 __all__ = ["GramNiggliLoss", "NiggliProxyLoss", "gram_mse", "neighbour_transforms", "niggli_proxy_loss"]
@@ -259,7 +264,34 @@ def _inf_for_nan(x: Tensor) -> Tensor:
 
 
 def _gram_space(pred: Tensor, target: Tensor, eps: float, backend: str) -> Tensor:
-    """Per-lattice Gram-space loss (module docstring), shape ``(n,)``, computed in float64."""
+    """Per-lattice Gram-space loss (module docstring), shape ``(n,)``, computed in float64.
+
+    The candidate searches run in :mod:`latticesym.torch._gram_search`: the compiled kernel with the
+    pruned trie (numba, on the host) or the exhaustive tensor path on the input's device, without a host
+    synchronisation (``backend="torch"`` / ``"device"``, or no numba).  Same minimisers as the dense
+    reference :func:`_gram_space_dense` (tested).
+    """
+    flat_pred = pred.reshape(-1, 3, 3).to(_F64)
+    tol = _AUT_TOL.get(target.dtype, 1e-12)
+    with torch.no_grad():
+        P = flat_pred.detach()
+        N_p, N_t, flat_t = _reduce_pair(pred, target, eps, backend)
+        if backend in ("auto", "numba") and _reduce_numba.available():
+            p_, t_, np_, nt_ = (np.ascontiguousarray(x.cpu().numpy()) for x in (P, flat_t, N_p, N_t))
+            MN, V, G_t, scale = (torch.from_numpy(a).to(pred.device)
+                                 for a in _gram_search.prep_numba(p_, t_, np_, nt_, tol))
+        else:
+            MN, V, G_t, scale = _gram_search.prep_torch(P, flat_t, N_p, N_t, tol)
+    Xg = MN @ flat_pred
+    Rg = V @ (Xg @ Xg.transpose(-1, -2) - G_t) @ V.transpose(-1, -2)
+    return ((Rg**2).mean((-1, -2)) / scale**2).to(pred.dtype)
+
+
+def _gram_space_dense(pred: Tensor, target: Tensor, eps: float, backend: str) -> Tensor:
+    """The dense reference of :func:`_gram_space`: one ``(n, 57) x (57, |S|)`` product scores every candidate.
+
+    Kept (private) as the yardstick of the pruned search; same definition, same minimisers up to rounding.
+    """
     flat_pred = pred.reshape(-1, 3, 3).to(_F64)
     tab = _search_table(pred.device)
     eye = torch.eye(3, dtype=_F64, device=pred.device)
@@ -352,6 +384,43 @@ def gram_mse(pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: floa
     return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
 
 
+class _Fused(torch.autograd.Function):
+    """Loss values and gradients computed together by the compiled kernel; backward scales the stored gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, pred: Tensor, packed: tuple[np.ndarray, np.ndarray]) -> Tensor:
+        loss, grad = packed
+        ctx.grad = grad
+        ctx.meta = (pred.shape, pred.dtype, pred.device)
+        return torch.from_numpy(loss).to(device=pred.device, dtype=pred.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None]:
+        shape, dtype, device = ctx.meta
+        g = torch.from_numpy(ctx.grad).to(device) * grad_out.to(_F64)[:, None, None]
+        return g.to(dtype).reshape(shape), None
+
+
+def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str) -> Tensor | None:
+    """Both losses in one compiled pass (reduce, search, gradient; :func:`_gram_search._fused`), shape ``(n,)``.
+
+    ``None`` where a target cannot be certified in float64 (the caller takes the general path, which
+    escalates); the gradient is the closed form of the autograd graph of :func:`_gram_space` /
+    :func:`_lattice_space` (tested against them).
+    """
+    if not (eps >= 0):
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    p = np.ascontiguousarray(pred.detach().reshape(-1, 3, 3).to(device="cpu", dtype=_F64).numpy())
+    t = np.ascontiguousarray(target.reshape(-1, 3, 3).to(device="cpu", dtype=_F64).numpy())
+    tol = _AUT_TOL.get(target.dtype, 1e-12)
+    loss, grad, st = _gram_search.fused_run(_gram_search.fused_kernel(), p, t, eps, space == "gram", tol)
+    if (st != _OK).any():
+        return None
+    out: Tensor = _Fused.apply(pred, (loss, grad))
+    return out
+
+
 def niggli_proxy_loss(
     pred: Tensor,
     target: Tensor,
@@ -408,10 +477,16 @@ def niggli_proxy_loss(
     batch = tuple(pred.shape[:-2])
     if pred.shape[:-2].numel() == 0:
         per = pred.new_zeros(batch)
-    elif space == "lattice":
-        per = _lattice_space(pred, target, eps, backend).reshape(batch)
     else:
-        per = _gram_space(pred, target, eps, backend).reshape(batch)
+        fused = None
+        if backend in ("auto", "numba") and _reduce_numba.available():
+            fused = _fused_space(pred, target, eps, space)
+        if fused is not None:
+            per = fused.reshape(batch)
+        elif space == "lattice":
+            per = _lattice_space(pred, target, eps, backend).reshape(batch)
+        else:
+            per = _gram_space(pred, target, eps, backend).reshape(batch)
     if reduction == "mean":
         return per.mean()
     if reduction == "sum":

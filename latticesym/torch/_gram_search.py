@@ -1,0 +1,596 @@
+r"""The candidate search of the Gram-space loss, pruned by a proved bound, written once for every backend.
+
+For a reduced prediction :math:`g_p` and a reduced target :math:`g_t` (G6 vectors, divided by
+:math:`s = \operatorname{tr} G_t / 3`), the Gram-space loss needs the first minimiser over the
+candidate set :math:`S` (:func:`latticesym.torch.neighbour_transforms`, identity first) of
+
+.. math:: r_M = \| M G_p M^T - G_t \|_F^2
+          = \sum_{k} (m_k G_p m_k^T - G_{t,kk})^2 + 2 \sum_{i<j} (m_i G_p m_j^T - G_{t,ij})^2 ,
+
+:math:`m_k` the rows of :math:`M`.  The bound (``proofs/11_gram_pruning.md``): every term is
+non-negative, so the partial sums over the diagonal terms,
+
+.. math:: b_1(m_1) = (m_1 G_p m_1^T - A_t)^2 \le b_2(m_1, m_2) = b_1 + (m_2 G_p m_2^T - B_t)^2
+          \le b_3 = b_2 + (m_3 G_p m_3^T - C_t)^2 \le r_M ,
+
+are lower bounds of :math:`r_M` that depend only on the first one, two or three rows, and they
+stay lower bounds *after rounding* because the residual is accumulated in exactly this order
+(IEEE addition of a non-negative number never decreases a sum).  Since :math:`S` (after the
+identity) is sorted lexicographically by rows, it is a three-level trie; a subtree whose bound
+is not below the best residual found so far cannot contain a strictly smaller residual, and is
+skipped.  The result is the *same* first minimiser as the exhaustive search with the same
+arithmetic.  A cell far from every boundary (its diagonal entries :math:`A < B < C` separated by
+more than the current distance, and the rows :math:`(x_1, \pm 1, 0)`, :math:`(x_1, x_2, \pm 1)`
+longer than :math:`B`, :math:`C` by as much) visits a handful of nodes: only the identity's
+branch survives.
+
+:func:`residual` is the one residual, an expression in ``+ - *`` only, evaluated by
+
+- the compiled kernel (:func:`kernel`, numba; one lattice per loop pass, the trie pruned), and
+- the tensor path (:func:`search_torch`): the same expression on ``(n, |S|)`` broadcasts with the
+  bound as a mask, no host synchronisation, any device, traceable by ``torch.compile``;
+
+the two agree bit for bit on the chosen candidate (tested).  The kernel also does the no-grad
+part of the loss around the search (reduced target, scale, the target-basis term over the
+target's automorphisms in :math:`S`), so the loss calls it once per batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import warnings
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from latticesym.reduce import _numba as _reduce_numba
+from latticesym.reduce._kg import OK
+from latticesym.reduce._numba import WORK_SIZE
+
+__all__ = ["SearchTrie", "form", "kernel", "prep_numba", "prep_python", "residual", "search_numpy", "trie"]
+
+
+def form(A: Any, B: Any, C: Any, xi: Any, eta: Any, zeta: Any,
+         m0: Any, m1: Any, m2: Any, n0: Any, n1: Any, n2: Any) -> Any:
+    r"""Bilinear form :math:`m G n^T` of the Gram matrix with G6 ``(A, B, C, xi, eta, zeta)``.
+
+    Entries of ``m``, ``n`` are integers (here in {-1, 0, 1}), so the products ``m_i n_j`` are exact.
+    Elementwise (Python/numba scalars, numpy arrays, tensors alike).
+    """
+    return (A * (m0 * n0) + B * (m1 * n1) + C * (m2 * n2)
+            + 0.5 * (xi * (m1 * n2 + m2 * n1) + eta * (m0 * n2 + m2 * n0) + zeta * (m0 * n1 + m1 * n0)))
+
+
+def diag_term(q: Any, t: Any) -> Any:
+    """One diagonal term ``(q - t)**2`` of the residual (``q = m_k G_p m_k^T``, ``t = G_t[k, k]``)."""
+    d = q - t
+    return d * d
+
+
+def residual(g: Any, gt: Any, m: Any) -> Any:
+    r"""Squared Frobenius residual :math:`\|M G M^T - G_t\|_F^2` from G6 vectors ``g``, ``gt`` (tuples of 6)
+    and the nine entries ``m`` of ``M`` (row-major tuple).
+
+    Accumulated as the three diagonal terms first (in order: the bounds :math:`b_1, b_2, b_3` of the
+    module docstring are its partial sums), then the off-diagonal ones.
+    """
+    A, B, C, xi, eta, zeta = g
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
+    r = diag_term(form(A, B, C, xi, eta, zeta, m00, m01, m02, m00, m01, m02), gt[0])
+    r = r + diag_term(form(A, B, C, xi, eta, zeta, m10, m11, m12, m10, m11, m12), gt[1])
+    r = r + diag_term(form(A, B, C, xi, eta, zeta, m20, m21, m22, m20, m21, m22), gt[2])
+    return r + off_terms(g, gt, m)
+
+
+def off_terms(g: Any, gt: Any, m: Any) -> Any:
+    """The off-diagonal part ``2 sum_{i<j} (m_i G m_j^T - G_t[i, j])**2`` of :func:`residual`."""
+    A, B, C, xi, eta, zeta = g
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
+    d12 = form(A, B, C, xi, eta, zeta, m10, m11, m12, m20, m21, m22) - 0.5 * gt[3]
+    d02 = form(A, B, C, xi, eta, zeta, m00, m01, m02, m20, m21, m22) - 0.5 * gt[4]
+    d01 = form(A, B, C, xi, eta, zeta, m00, m01, m02, m10, m11, m12) - 0.5 * gt[5]
+    return 2.0 * (d12 * d12) + 2.0 * (d02 * d02) + 2.0 * (d01 * d01)
+
+
+class SearchTrie(NamedTuple):
+    """:math:`S` as a three-level trie of rows (all arrays numpy; S[0] is the identity, outside the trie).
+
+    ``rows`` (r, 3) float64: the distinct rows of ``S[1:]``; level 1 entry ``a`` has row
+    ``l1_row[a]`` and children ``l2[l1_lo[a]:l1_hi[a]]``; level 2 entry ``b`` has row ``l2_row[b]``
+    and candidates ``c`` in ``[l2_lo[b], l2_hi[b])`` with third row ``c_row[c]`` and index
+    ``c_idx[c]`` in ``S``.  Candidates are in ``S`` order, so a depth-first walk visits ``S`` in order.
+    """
+
+    mats: np.ndarray
+    rows: np.ndarray
+    l1_row: np.ndarray
+    l1_lo: np.ndarray
+    l1_hi: np.ndarray
+    l2_row: np.ndarray
+    l2_lo: np.ndarray
+    l2_hi: np.ndarray
+    c_row: np.ndarray
+    c_idx: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def trie() -> SearchTrie:
+    """The trie of :func:`latticesym.torch.neighbour_transforms` (built once)."""
+    from latticesym.torch._loss import neighbour_transforms
+
+    mats = neighbour_transforms()
+    rest = mats[1:].reshape(-1, 9)
+    if not (np.lexsort(rest.T[::-1]) == np.arange(len(rest))).all():
+        raise AssertionError("neighbour_transforms()[1:] must be sorted lexicographically by rows")
+    rows, inv = np.unique(mats[1:].reshape(-1, 3), axis=0, return_inverse=True)
+    idx = inv.reshape(-1, 3)
+    l1_row: list[int] = []
+    l1_lo: list[int] = []
+    l1_hi: list[int] = []
+    l2_row: list[int] = []
+    l2_lo: list[int] = []
+    l2_hi: list[int] = []
+    c = 0
+    while c < len(idx):
+        a_end = c
+        while a_end < len(idx) and idx[a_end, 0] == idx[c, 0]:
+            a_end += 1
+        l1_row.append(idx[c, 0])
+        l1_lo.append(len(l2_row))
+        b = c
+        while b < a_end:
+            b_end = b
+            while b_end < a_end and idx[b_end, 1] == idx[b, 1]:
+                b_end += 1
+            l2_row.append(idx[b, 1])
+            l2_lo.append(b)
+            l2_hi.append(b_end)
+            b = b_end
+        l1_hi.append(len(l2_row))
+        c = a_end
+    i64 = np.int64
+    return SearchTrie(mats.astype(np.float64), rows.astype(np.float64), np.array(l1_row, i64), np.array(l1_lo, i64),
+                      np.array(l1_hi, i64), np.array(l2_row, i64), np.array(l2_lo, i64), np.array(l2_hi, i64),
+                      idx[:, 2].astype(i64), np.arange(1, len(mats), dtype=i64))
+
+
+# --------------------------------------------------------------------------- the per-lattice bodies
+def _g6_rows(x: Any, out: Any) -> None:
+    """G6 of the 3x3 basis ``x`` (rows), plain products, into ``out[0:6]``."""
+    for k, (i, j) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
+        v = x[i, 0] * x[j, 0] + x[i, 1] * x[j, 1] + x[i, 2] * x[j, 2]
+        out[k] = v if k < 3 else 2.0 * v
+
+
+def _matmul3(a: Any, b: Any, out: Any) -> None:
+    for i in range(3):
+        for k in range(3):
+            out[i, k] = a[i, 0] * b[0, k] + a[i, 1] * b[1, k] + a[i, 2] * b[2, k]
+
+
+def _best(g: Any, gt: Any, rows: Any, q: Any, l1_row: Any, l1_lo: Any, l1_hi: Any, l2_row: Any, l2_lo: Any,
+          l2_hi: Any, c_row: Any, c_idx: Any) -> tuple[int, float]:
+    """First minimiser of :func:`residual` over S (identity first), the trie pruned by the diagonal bounds."""
+    A, B, C, xi, eta, zeta = g[0], g[1], g[2], g[3], g[4], g[5]
+    gtt = (gt[0], gt[1], gt[2], gt[3], gt[4], gt[5])
+    best = residual((A, B, C, xi, eta, zeta), gtt, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    best_i = 0
+    for r in range(rows.shape[0]):
+        q[r] = form(A, B, C, xi, eta, zeta, rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 0], rows[r, 1], rows[r, 2])
+    for a in range(l1_row.shape[0]):
+        b1 = diag_term(q[l1_row[a]], gtt[0])
+        if not b1 < best:
+            continue
+        for b in range(l1_lo[a], l1_hi[a]):
+            b2 = b1 + diag_term(q[l2_row[b]], gtt[1])
+            if not b2 < best:
+                continue
+            for c in range(l2_lo[b], l2_hi[b]):
+                b3 = b2 + diag_term(q[c_row[c]], gtt[2])
+                if not b3 < best:
+                    continue
+                r0, r1, r2 = l1_row[a], l2_row[b], c_row[c]
+                m = (rows[r0, 0], rows[r0, 1], rows[r0, 2], rows[r1, 0], rows[r1, 1], rows[r1, 2],
+                     rows[r2, 0], rows[r2, 1], rows[r2, 2])
+                d = b3 + off_terms((A, B, C, xi, eta, zeta), gtt, m)
+                if d < best:
+                    best, best_i = d, c_idx[c]
+    return best_i, best
+
+
+def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_row: Any, l1_lo: Any, l1_hi: Any, l2_row: Any,
+                   l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, out: Any) -> int:
+    """Indices (in S order, identity first) of the ``A`` in S with ``residual(gt, gt, A) <= tol``; their count."""
+    A, B, C, xi, eta, zeta = gt[0], gt[1], gt[2], gt[3], gt[4], gt[5]
+    gtt = (A, B, C, xi, eta, zeta)
+    n = 0
+    if residual(gtt, gtt, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)) <= tol:
+        out[n] = 0
+        n += 1
+    for r in range(rows.shape[0]):
+        q[r] = form(A, B, C, xi, eta, zeta, rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 0], rows[r, 1], rows[r, 2])
+    for a in range(l1_row.shape[0]):
+        b1 = diag_term(q[l1_row[a]], A)
+        if not b1 <= tol:
+            continue
+        for b in range(l1_lo[a], l1_hi[a]):
+            b2 = b1 + diag_term(q[l2_row[b]], B)
+            if not b2 <= tol:
+                continue
+            for c in range(l2_lo[b], l2_hi[b]):
+                b3 = b2 + diag_term(q[c_row[c]], C)
+                if not b3 <= tol:
+                    continue
+                r0, r1, r2 = l1_row[a], l2_row[b], c_row[c]
+                m = (rows[r0, 0], rows[r0, 1], rows[r0, 2], rows[r1, 0], rows[r1, 1], rows[r1, 2],
+                     rows[r2, 0], rows[r2, 1], rows[r2, 2])
+                if b3 + off_terms(gtt, gtt, m) <= tol:
+                    out[n] = c_idx[c]
+                    n += 1
+    return n
+
+
+def _target_basis_sq(H: Any, P: Any, V: Any, Gt: Any, Y: Any, R: Any, VR: Any) -> float:
+    """``sum((V (H P (H P)^T - G_t) V^T)**2)`` (``V`` None-like: pass the identity), NaN read as inf."""
+    _matmul3(H, P, Y)
+    for i in range(3):
+        for j in range(3):
+            R[i, j] = (Y[i, 0] * Y[j, 0] + Y[i, 1] * Y[j, 1] + Y[i, 2] * Y[j, 2]) - Gt[i, j]
+    _matmul3(V, R, VR)
+    s = 0.0
+    for i in range(3):
+        for j in range(3):
+            v = VR[i, 0] * V[j, 0] + VR[i, 1] * V[j, 1] + VR[i, 2] * V[j, 2]
+            s += v * v
+    return s if s == s else np.inf
+
+
+def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: Any, l1_lo: Any, l1_hi: Any,
+              l2_row: Any, l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, tol: float, q: Any, g: Any, gt: Any,
+              W: Any, auts: Any, MN: Any, V: Any, Gt: Any) -> float:
+    """The no-grad part of the Gram-space loss for one lattice; returns the scale ``tr G_t / 3``.
+
+    ``p``, ``t``: prediction and target (3, 3), ``Np``, ``Nt`` their reducing transforms (float64).
+    Writes ``MN`` (the chosen ``M N_p``), ``V`` (the basis of the residual: identity or ``inv(N_t)``),
+    ``Gt`` (the reduced target's Gram matrix).  ``q``, ``g``, ``gt``, ``W`` (7, 3, 3), ``auts``: scratch.
+    """
+    X, Tr, Vt, Y, R, VR, H = W[0], W[1], W[2], W[3], W[4], W[5], W[6]
+    _matmul3(Nt, t, Tr)
+    _g6_rows(Tr, gt)
+    s = (gt[0] + gt[1] + gt[2]) / 3
+    for a in range(3):
+        for b in range(3):
+            Gt[a, b] = Tr[a, 0] * Tr[b, 0] + Tr[a, 1] * Tr[b, 1] + Tr[a, 2] * Tr[b, 2]
+    _matmul3(Np, p, X)
+    _g6_rows(X, g)
+    finite = True
+    for k in range(6):
+        finite = finite and np.isfinite(g[k])
+    for k in range(6):
+        g[k] = g[k] / s if finite else 0.0
+        gt[k] = gt[k] / s
+    best, _ = _best(g, gt, rows, q, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi, c_row, c_idx)
+    _matmul3(mats[best], Np, MN)
+    for a in range(3):
+        for b in range(3):
+            V[a, b] = 1.0 if a == b else 0.0
+    # the target's own basis V_t = adj(N_t) (det N_t = +1); a signed permutation needs no second term
+    for a in range(3):
+        b, c = (a + 1) % 3, (a + 2) % 3
+        Vt[0, a] = Nt[b, 1] * Nt[c, 2] - Nt[b, 2] * Nt[c, 1]
+        Vt[1, a] = Nt[b, 2] * Nt[c, 0] - Nt[b, 0] * Nt[c, 2]
+        Vt[2, a] = Nt[b, 0] * Nt[c, 1] - Nt[b, 1] * Nt[c, 0]
+    perm = True
+    for a in range(3):
+        perm = perm and abs(Vt[a, 0]) + abs(Vt[a, 1]) + abs(Vt[a, 2]) == 1.0
+    if perm:
+        return s
+    m_aut = _automorphisms(gt, tol, rows, q, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi, c_row, c_idx, auts)
+    res_a = _target_basis_sq(MN, p, V, Gt, Y, R, VR)
+    best_b, best_k = np.inf, -1
+    for k in range(m_aut):
+        _matmul3(mats[auts[k]], MN, H)
+        val = _target_basis_sq(H, p, Vt, Gt, Y, R, VR)
+        if val < best_b:
+            best_b, best_k = val, auts[k]
+    if best_b < res_a:
+        _matmul3(mats[best_k], MN, H)
+        for a in range(3):
+            for b in range(3):
+                MN[a, b] = H[a, b]
+                V[a, b] = Vt[a, b]
+    return s
+
+
+def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: Any, l1_lo: Any, l1_hi: Any,
+          l2_row: Any, l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, tol: float,
+          MN: Any, V: Any, Gt: Any, scale: Any) -> None:
+    """:func:`_prep_one` for a batch (n, 3, 3); ``scale`` (n,) gets the scales."""
+    q = np.empty(rows.shape[0])
+    g = np.empty(6)
+    gt = np.empty(6)
+    W = np.empty((7, 3, 3))
+    auts = np.empty(mats.shape[0], np.int64)
+    for i in range(p.shape[0]):
+        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, rows, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi,
+                             c_row, c_idx, tol, q, g, gt, W, auts, MN[i], V[i], Gt[i])
+
+
+def _cannot_start(x: Any) -> bool:
+    """As ``latticesym.torch._reduce._cannot_start`` for one lattice: non-finite or ``|det| <= 64 eps |a||b||c|``."""
+    for i in range(3):
+        for j in range(3):
+            if not np.isfinite(x[i, j]):
+                return True
+    vol = abs(x[0, 0] * (x[1, 1] * x[2, 2] - x[1, 2] * x[2, 1]) - x[0, 1] * (x[1, 0] * x[2, 2] - x[1, 2] * x[2, 0])
+              + x[0, 2] * (x[1, 0] * x[2, 1] - x[1, 1] * x[2, 0]))
+    lengths = 1.0
+    for i in range(3):
+        lengths *= np.sqrt(x[i, 0] * x[i, 0] + x[i, 1] * x[i, 1] + x[i, 2] * x[i, 2])
+    return not (vol > 1e-300) or not (vol > 64 * 2.220446049250313e-16 * lengths)
+
+
+def _nb_finish(*args: Any) -> None:  # bound to latticesym.reduce._numba's compiled body in kernel()
+    raise RuntimeError("_fused runs compiled only (see kernel())")
+
+
+def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_row: Any, l1_lo: Any, l1_hi: Any,
+           l2_row: Any, l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, tol: float,
+           loss: Any, grad: Any, t_status: Any) -> None:
+    """Reduce, search and differentiate in one pass per lattice (the CPU fast path of both losses).
+
+    Per lattice: reduce ``p[i]`` and ``t[i]`` with latticesym's compiled reducer (``N_p``, ``N_t``;
+    ``N_p`` the identity where the prediction cannot start, as ``_reduce_core``), then the loss and its
+    gradient in ``p``: lattice space ``|P - N_p^-1 N_t T|^2 / 9``, gradient ``2 (P - N_p^-1 N_t T) / 9``;
+    Gram space ``|V (X X^T - G_t) V^T|^2 / (9 s^2)``, ``X = M N_p P`` (:func:`_prep_one`), gradient
+    ``4 (M N_p)^T E X / (9 s^2)`` with ``E = V^T (V (X X^T - G_t) V^T) V``.  ``t_status`` gets the
+    target's reduction status (the caller re-runs a batch with an uncertified target on the
+    general path, which escalates).
+    """
+    w = np.empty(WORK_SIZE)
+    t1 = np.empty((1, 3, 3), np.int64)
+    r1 = np.empty((1, 3, 3))
+    g61 = np.empty((1, 6))
+    st1 = np.empty(1, np.int8)
+    it1 = np.empty(1, np.int64)
+    tol1 = np.empty(1)
+    Np = np.empty((3, 3))
+    Nt = np.empty((3, 3))
+    q = np.empty(rows.shape[0])
+    g = np.empty(6)
+    gt = np.empty(6)
+    W = np.empty((7, 3, 3))
+    auts = np.empty(mats.shape[0], np.int64)
+    MN = np.empty((3, 3))
+    V = np.empty((3, 3))
+    Gt = np.empty((3, 3))
+    X = np.empty((3, 3))
+    R = np.empty((3, 3))
+    E = np.empty((3, 3))
+    F = np.empty((3, 3))
+    for i in range(p.shape[0]):
+        _nb_finish(t[i], w, eps, 1000, 0, 0, t1, r1, g61, st1, it1, tol1)
+        t_status[i] = st1[0]
+        for a in range(3):
+            for b in range(3):
+                Nt[a, b] = float(t1[0, a, b])
+        _nb_finish(p[i], w, eps, 1000, 0, 0, t1, r1, g61, st1, it1, tol1)
+        reset = st1[0] != OK and _cannot_start(p[i])
+        for a in range(3):
+            for b in range(3):
+                Np[a, b] = (1.0 if a == b else 0.0) if reset else float(t1[0, a, b])
+        if not gram:
+            # t' = adj(N_p) (N_t T): the target carried into the prediction's basis
+            _matmul3(Nt, t[i], R)
+            for a in range(3):
+                b, c = (a + 1) % 3, (a + 2) % 3
+                E[0, a] = Np[b, 1] * Np[c, 2] - Np[b, 2] * Np[c, 1]
+                E[1, a] = Np[b, 2] * Np[c, 0] - Np[b, 0] * Np[c, 2]
+                E[2, a] = Np[b, 0] * Np[c, 1] - Np[b, 1] * Np[c, 0]
+            _matmul3(E, R, F)
+            acc = 0.0
+            for a in range(3):
+                for b in range(3):
+                    d = p[i, a, b] - F[a, b]
+                    acc += d * d
+                    grad[i, a, b] = (2.0 / 9.0) * d
+            loss[i] = acc / 9.0
+            continue
+        s = _prep_one(p[i], t[i], Np, Nt, mats, rows, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi, c_row, c_idx,
+                      tol, q, g, gt, W, auts, MN, V, Gt)
+        _matmul3(MN, p[i], X)
+        for a in range(3):
+            for b in range(3):
+                R[a, b] = (X[a, 0] * X[b, 0] + X[a, 1] * X[b, 1] + X[a, 2] * X[b, 2]) - Gt[a, b]
+        _matmul3(V, R, F)  # F = V R
+        acc = 0.0
+        for a in range(3):
+            for b in range(3):  # E <- V R V^T
+                E[a, b] = F[a, 0] * V[b, 0] + F[a, 1] * V[b, 1] + F[a, 2] * V[b, 2]
+                acc += E[a, b] * E[a, b]
+        c9 = 9.0 * s * s
+        loss[i] = acc / c9
+        # E <- V^T E V, F <- E X, grad = 4 MN^T F / (9 s^2)
+        for a in range(3):
+            for b in range(3):
+                R[a, b] = V[0, a] * E[0, b] + V[1, a] * E[1, b] + V[2, a] * E[2, b]
+        for a in range(3):
+            for b in range(3):
+                E[a, b] = R[a, 0] * V[0, b] + R[a, 1] * V[1, b] + R[a, 2] * V[2, b]
+        _matmul3(E, X, F)
+        for a in range(3):
+            for b in range(3):
+                grad[i, a, b] = 4.0 * (MN[0, a] * F[0, b] + MN[1, a] * F[1, b] + MN[2, a] * F[2, b]) / c9
+
+
+def search_numpy(g: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Exhaustive first minimiser of :func:`residual` over S for (n, 6) arrays (no pruning; for tests)."""
+    mats = trie().mats.reshape(-1, 9)
+    m = tuple(mats[None, :, k] for k in range(9))
+    r = residual(tuple(g[:, k, None] for k in range(6)), tuple(gt[:, k, None] for k in range(6)), m)
+    return np.argmin(r, axis=1)
+
+
+# --------------------------------------------------------------------------- compilation
+_lock = threading.Lock()
+_compiled: dict[str, Any] = {}
+
+
+def kernel() -> Any:
+    """The compiled :func:`_prep` (numba, cached on disk); ``ImportError`` without numba."""
+    got = _compiled.get("prep")
+    if got is not None:
+        return got
+    with _lock:
+        if "prep" in _compiled:
+            return _compiled["prep"]
+        import numba
+
+        with warnings.catch_warnings():
+            # numba's own notices (e.g. a read-only cache directory) are not errors of ours
+            warnings.simplefilter("ignore", numba.NumbaWarning)
+            env = dict(globals())
+            jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+            for name in _HELPERS:
+                env[name] = jit(_rebound(globals()[name], env))
+            fn = numba.njit(cache=True, nogil=True, error_model="numpy")(_rebound(_prep, env))
+            _run(fn, *_warm_up())
+            _reduce_numba.kernel("serial")  # compiles the reducer's per-lattice body _nb_finish
+            env["_nb_finish"] = _reduce_numba._nb_finish
+            fused = numba.njit(cache=True, nogil=True, error_model="numpy")(_rebound(_fused, env))
+            fused_run(fused, np.eye(3)[None].repeat(2, 0), np.eye(3)[None].repeat(2, 0), 1e-5, True)
+        _compiled["prep"] = fn
+        _compiled["fused"] = fused
+        return fn
+
+
+def fused_kernel() -> Any:
+    """The compiled :func:`_fused` (compiled with :func:`kernel`)."""
+    kernel()
+    return _compiled["fused"]
+
+
+def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol: float = 1e-12
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``loss`` (n,), ``grad`` (n, 3, 3), target ``status`` (n,) of :func:`_fused` for float64 (n, 3, 3) arrays."""
+    tr = trie()
+    n = p.shape[0]
+    loss = np.empty(n)
+    grad = np.empty((n, 3, 3))
+    st = np.empty(n, np.int8)
+    fn(p, t, float(eps), bool(gram), tr.mats, tr.rows, tr.l1_row, tr.l1_lo, tr.l1_hi, tr.l2_row, tr.l2_lo,
+       tr.l2_hi, tr.c_row, tr.c_idx, float(tol), loss, grad, st)
+    return loss, grad, st
+
+
+_HELPERS = ("form", "diag_term", "off_terms", "residual", "_g6_rows", "_matmul3", "_target_basis_sq", "_best",
+            "_automorphisms", "_prep_one", "_cannot_start")
+
+
+def _rebound(fn: Any, env: dict[str, Any]) -> Any:
+    """``fn`` with its global names looked up in ``env`` (where the helpers are the compiled ones)."""
+    out = types.FunctionType(fn.__code__, env, "nb_gram_" + fn.__name__, fn.__defaults__, fn.__closure__)
+    out.__qualname__ = "nb_gram_" + fn.__name__
+    return out
+
+
+def _warm_up() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    eye = np.eye(3)[None].repeat(2, axis=0)
+    return eye, eye.copy(), eye.copy(), eye.copy()
+
+
+def _run(fn: Any, p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, tol: float = 1e-12
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    tr = trie()
+    n = p.shape[0]
+    MN = np.empty((n, 3, 3))
+    V = np.empty((n, 3, 3))
+    Gt = np.empty((n, 3, 3))
+    scale = np.empty(n)
+    fn(p, t, Np, Nt, tr.mats, tr.rows, tr.l1_row, tr.l1_lo, tr.l1_hi, tr.l2_row, tr.l2_lo, tr.l2_hi,
+       tr.c_row, tr.c_idx, float(tol), MN, V, Gt, scale)
+    return MN, V, Gt, scale
+
+
+def prep_numba(p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, tol: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run the compiled :func:`_prep` on float64 C-contiguous (n, 3, 3) arrays: ``MN, V, G_t, scale``."""
+    return _run(kernel(), p, t, Np, Nt, tol)
+
+
+def prep_python(p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, tol: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_prep` interpreted (the same source, no numba; slow, for tests)."""
+    return _run(_prep, p, t, Np, Nt, tol)
+
+
+# --------------------------------------------------------------------------- the tensor path
+def _mm3(a: Any, b: Any) -> Any:
+    """``a @ b`` for (n, 3, 3) tensors in the kernel's order (``sum_j a_ij b_jk``, left to right, no FMA)."""
+    return (a[:, :, 0, None] * b[:, None, 0, :] + a[:, :, 1, None] * b[:, None, 1, :]
+            + a[:, :, 2, None] * b[:, None, 2, :])
+
+
+def _g6_t(x: Any) -> tuple[Any, ...]:
+    out = []
+    for k, (i, j) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
+        v = x[:, i, 0] * x[:, j, 0] + x[:, i, 1] * x[:, j, 1] + x[:, i, 2] * x[:, j, 2]
+        out.append(v if k < 3 else 2.0 * v)
+    return tuple(out)
+
+
+_TORCH_TABLES: dict[Any, Any] = {}
+#: Rows of the target-basis term handled per tensor operation (bounds memory at |S| * 9 * 8 bytes each).
+TORCH_CHUNK = 256
+
+
+def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float) -> tuple[Any, Any, Any, Any]:
+    """:func:`_prep` on tensors of any device: the same residual, exhaustive over S, no host synchronisation.
+
+    The trie's pruning is exact, so the exhaustive first minimiser here is the kernel's (tested bit for
+    bit on the chosen candidate of term A).
+    """
+    import torch
+
+    from latticesym.torch._reduce import unimodular_inverse
+
+    dev = p.device
+    mats = _TORCH_TABLES.get(dev)
+    if mats is None:
+        mats = _TORCH_TABLES[dev] = torch.as_tensor(trie().mats, dtype=torch.float64, device=dev)
+    m = tuple(mats.reshape(-1, 9)[None, :, k] for k in range(9))
+    Tr = _mm3(Nt, t)
+    gt6 = _g6_t(Tr)
+    s = (gt6[0] + gt6[1] + gt6[2]) / 3
+    Gt = _mm3(Tr, Tr.transpose(-1, -2))
+    X = _mm3(Np, p)
+    g6 = _g6_t(X)
+    finite = torch.isfinite(torch.stack(g6, -1)).all(-1)
+    zero = torch.zeros_like(s)
+    g = tuple(torch.where(finite, v / s, zero)[:, None] for v in g6)
+    gt = tuple((v / s)[:, None] for v in gt6)
+    best = torch.argmin(residual(g, gt, m), dim=1)  # the first minimiser, as the kernel's walk
+    MN = mats[best] @ Np  # integer entries: exact in any order
+    Vt = unimodular_inverse(Nt)
+    need = (Vt.abs().sum(-1) != 1).any(-1)
+    eye = torch.eye(3, dtype=p.dtype, device=dev)
+    V = eye.expand(len(p), 3, 3)
+    out_mn, out_v = [], []
+    for lo in range(0, len(p), TORCH_CHUNK):
+        sl = slice(lo, lo + TORCH_CHUNK)
+        aut = (residual(tuple(v[sl] for v in gt), tuple(v[sl] for v in gt), m) <= tol) & need[sl, None]
+        H = mats[None] @ MN[sl, None]  # (k, |S|, 3, 3)
+        Y = H @ p[sl, None]
+        R = Vt[sl, None] @ (Y @ Y.transpose(-1, -2) - Gt[sl, None]) @ Vt[sl, None].transpose(-1, -2)
+        val = torch.where(aut, (R**2).sum((-1, -2)), torch.full_like(R[..., 0, 0], float("inf")))
+        val = torch.where(torch.isnan(val), torch.full_like(val, float("inf")), val)
+        best_b, arg = val.min(1)
+        Y1 = MN[sl] @ p[sl]
+        res_a = ((Y1 @ Y1.transpose(-1, -2) - Gt[sl]) ** 2).sum((-1, -2))
+        res_a = torch.where(torch.isnan(res_a), torch.full_like(res_a, float("inf")), res_a)
+        use_b = best_b < res_a
+        out_mn.append(torch.where(use_b[:, None, None], H[torch.arange(len(arg), device=dev), arg], MN[sl]))
+        out_v.append(torch.where(use_b[:, None, None], Vt[sl], V[sl]))
+    return torch.cat(out_mn), torch.cat(out_v), Gt, s
