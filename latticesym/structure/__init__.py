@@ -1,0 +1,29 @@
+"""Structure-level canonicalization: Niggli lattice, carried coordinates, canonical atom order.
+
+Public surface
+--------------
+- :func:`canonicalize`: one structure ``(lattice, frac, species)``.
+- :func:`canonicalize_batch`: a ragged DiffCSP-style batch ``(lattices, frac, species, n_atoms)``
+  with one batched Niggli reduction.
+- :class:`CanonicalStructure`, :class:`CanonicalBatch`: the frozen results.
+
+Implementation: ``_layout`` (input checks, ragged layout), ``_frame`` (the rotation-free
+parameters frame from the Gram matrix), ``_canonical`` (the canonical form).  See
+``docs/structures.md``.
+"""
+
+from __future__ import annotations
+
+from latticesym.structure._canonical import (
+    CanonicalBatch,
+    CanonicalStructure,
+    canonicalize,
+    canonicalize_batch,
+)
+
+__all__ = [
+    "CanonicalBatch",
+    "CanonicalStructure",
+    "canonicalize",
+    "canonicalize_batch",
+]
