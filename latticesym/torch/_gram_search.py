@@ -7,7 +7,7 @@ candidate set :math:`S` (:func:`latticesym.torch.neighbour_transforms`, identity
 .. math:: r_M = \| M G_p M^T - G_t \|_F^2
           = \sum_{k} (m_k G_p m_k^T - G_{t,kk})^2 + 2 \sum_{i<j} (m_i G_p m_j^T - G_{t,ij})^2 ,
 
-:math:`m_k` the rows of :math:`M`.  The bound (``proofs/11_gram_pruning.md``): every term is
+:math:`m_k` the rows of :math:`M`.  The bound: every term is
 non-negative, so the partial sums over the diagonal terms,
 
 .. math:: b_1(m_1) = (m_1 G_p m_1^T - A_t)^2 \le b_2(m_1, m_2) = b_1 + (m_2 G_p m_2^T - B_t)^2
@@ -546,7 +546,7 @@ _TORCH_TABLES: dict[Any, Any] = {}
 TORCH_CHUNK = 256
 
 
-def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float) -> tuple[Any, Any, Any, Any]:
+def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False) -> tuple[Any, Any, Any, Any]:
     """:func:`_prep` on tensors of any device: the same residual, exhaustive over S, no host synchronisation.
 
     The trie's pruning is exact, so the exhaustive first minimiser here is the kernel's (tested bit for
@@ -578,6 +578,12 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float) -> tuple[Any, Any, 
     eye = torch.eye(3, dtype=p.dtype, device=dev)
     V = eye.expand(len(p), 3, 3)
     out_mn, out_v = [], []
+    if dev.type == "cpu" and not _all:  # on the host a read costs nothing: only the rows that need the second term
+        sub = need.nonzero().flatten()
+        if len(sub) == 0:
+            return MN, V.clone(), Gt, s
+        MN_b, V_b, _, _ = prep_torch(p[sub], t[sub], Np[sub], Nt[sub], tol, _all=True)
+        return MN.index_copy(0, sub, MN_b), V.clone().index_copy(0, sub, V_b), Gt, s
     for lo in range(0, len(p), TORCH_CHUNK):
         sl = slice(lo, lo + TORCH_CHUNK)
         aut = (residual(tuple(v[sl] for v in gt), tuple(v[sl] for v in gt), m) <= tol) & need[sl, None]
