@@ -13,7 +13,15 @@ torch.
 
 from __future__ import annotations
 
-from latticesym.torch._loss import GramNiggliLoss, NiggliProxyLoss, gram_mse, neighbour_transforms, niggli_proxy_loss
+from latticesym.torch._loss import (
+    GramNiggliLoss,
+    LatticeLoss,
+    NiggliProxyLoss,
+    gram_mse,
+    lattice_from_lengths_angles,
+    neighbour_transforms,
+    niggli_proxy_loss,
+)
 from latticesym.torch._reduce import (
     TorchNiggliResult,
     gram,
@@ -25,11 +33,13 @@ from latticesym.torch._reduce import (
 
 __all__ = [
     "GramNiggliLoss",
+    "LatticeLoss",
     "NiggliProxyLoss",
     "TorchNiggliResult",
     "gram",
     "gram_mse",
     "is_niggli_reduced",
+    "lattice_from_lengths_angles",
     "neighbour_transforms",
     "niggli_proxy_loss",
     "niggli_reduce",

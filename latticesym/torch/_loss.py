@@ -106,7 +106,8 @@ from latticesym.reduce._kg import OK as _OK
 from latticesym.torch import _gram_search
 from latticesym.torch._reduce import _as_batch, _g6_of, _reduce_core, niggli_reduce, unimodular_inverse
 
-__all__ = ["GramNiggliLoss", "NiggliProxyLoss", "gram_mse", "neighbour_transforms", "niggli_proxy_loss"]
+__all__ = ["GramNiggliLoss", "LatticeLoss", "NiggliProxyLoss", "gram_mse", "lattice_from_lengths_angles",
+           "neighbour_transforms", "niggli_proxy_loss"]
 
 _F64 = torch.float64
 _SPACES = ("lattice", "gram")
@@ -543,3 +544,78 @@ class GramNiggliLoss(NiggliProxyLoss):
 
     def __init__(self, reduction: str = "mean", eps: float = 1e-5, backend: str = "auto"):
         super().__init__(space="gram", reduction=reduction, eps=eps, backend=backend)
+
+
+def lattice_from_lengths_angles(lengths: Tensor, angles: Tensor) -> Tensor:
+    r"""Differentiable ``(..., 3, 3)`` lattices (rows a, b, c) from lengths (Å) and angles (degrees).
+
+    ``a`` along x, ``b`` in the xy plane: :math:`b = b(\cos\gamma, \sin\gamma, 0)`,
+    :math:`c = c(\cos\beta, (\cos\alpha - \cos\beta\cos\gamma)/\sin\gamma, c_z)`.  The orientation
+    differs from DiffCSP's ``lattice_params_to_matrix_torch`` by a rotation, which the Gram-space loss
+    does not see.
+
+    Examples
+    --------
+    >>> L = lattice_from_lengths_angles(torch.tensor([2.0, 2, 2]), torch.tensor([90.0, 90, 90]))
+    >>> torch.allclose(L, 2 * torch.eye(3), atol=1e-6)
+    True
+    """
+    al, be, ga = torch.deg2rad(angles).unbind(-1)
+    a, b, c = lengths.unbind(-1)
+    ca, cb, cg, sg = torch.cos(al), torch.cos(be), torch.cos(ga), torch.sin(ga)
+    cy = (ca - cb * cg) / sg
+    cz = torch.sqrt(torch.clamp(1 - cb**2 - cy**2, min=0))
+    zero = torch.zeros_like(a)
+    rows = [torch.stack([a, zero, zero], -1), torch.stack([b * cg, b * sg, zero], -1),
+            torch.stack([c * cb, c * cy, c * cz], -1)]
+    return torch.stack(rows, -2)
+
+
+class LatticeLoss(nn.Module):
+    """Drop-in for the lattice term of a DiffCSP-style training step (default: the Gram-space loss).
+
+    ``loss_lattice = F.mse_loss(pred_l, tar_l)`` becomes ``loss_lattice = LatticeLoss()(pred_l, tar_l)``
+    with ``pred_l``, ``tar_l`` of shape ``(B, 3, 3)``; or, for models that predict cell parameters,
+    ``LatticeLoss()((pred_lengths, pred_angles), (lengths, angles))`` with ``(B, 3)`` tensors
+    (Å, degrees), converted by :func:`lattice_from_lengths_angles`.
+
+    Parameters
+    ----------
+    space : {"gram", "lattice"}
+    reduction : {"mean", "sum", "none"}
+    eps : float
+    backend : {"auto", "torch", "numba"}
+
+    Examples
+    --------
+    >>> loss_fn = LatticeLoss()
+    >>> float(loss_fn(torch.eye(3).expand(4, 3, 3), torch.eye(3).expand(4, 3, 3)))
+    0.0
+    >>> lengths, angles = torch.full((2, 3), 3.0), torch.full((2, 3), 90.0)
+    >>> float(loss_fn((lengths, angles), (lengths, angles))) < 1e-12
+    True
+    """
+
+    def __init__(self, space: str = "gram", reduction: str = "mean", eps: float = 1e-5, backend: str = "auto"):
+        super().__init__()
+        self.inner = NiggliProxyLoss(space=space, reduction=reduction, eps=eps, backend=backend)
+
+    @staticmethod
+    def _as_lattice(x: Any, name: str) -> Tensor:
+        if isinstance(x, (tuple, list)):
+            if len(x) != 2:
+                raise LatticeShapeError(f"{name} as cell parameters must be (lengths, angles), got {len(x)} items")
+            lengths, angles = x
+            if tuple(lengths.shape[-1:]) != (3,) or lengths.shape != angles.shape:
+                raise LatticeShapeError(
+                    f"{name} lengths and angles must both have shape (..., 3), got {tuple(lengths.shape)} "
+                    f"and {tuple(angles.shape)}")
+            return lattice_from_lengths_angles(lengths, angles)
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a tensor (..., 3, 3) or (lengths, angles), got {type(x).__name__}")
+        return x
+
+    def forward(self, pred: Any, target: Any) -> Tensor:
+        """Loss of ``pred`` against ``target``: lattices ``(B, 3, 3)`` or ``(lengths, angles)`` pairs."""
+        out: Tensor = self.inner(self._as_lattice(pred, "pred"), self._as_lattice(target, "target"))
+        return out
