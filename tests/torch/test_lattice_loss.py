@@ -31,7 +31,8 @@ def test_lattices_and_cell_parameters_give_the_gram_loss() -> None:
 
 def test_converter_matches_the_numpy_parameters() -> None:
     p = (3.1, 4.3, 5.2, 78.0, 83.0, 95.0)
-    L = lt.lattice_from_lengths_angles(torch.tensor(p[:3], dtype=torch.float64), torch.tensor(p[3:], dtype=torch.float64)).numpy()
+    f64 = torch.float64
+    L = lt.lattice_from_lengths_angles(torch.tensor(p[:3], dtype=f64), torch.tensor(p[3:], dtype=f64)).numpy()
     G = L @ L.T
     G_ref = lattice_from_parameters(*p) @ lattice_from_parameters(*p).T
     assert np.allclose(G, G_ref, rtol=1e-12)
