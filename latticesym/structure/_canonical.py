@@ -226,7 +226,7 @@ def canonicalize_batch(lattices: ArrayLike, frac: ArrayLike, species: ArrayLike,
     if orientation == "parameters" and nb:
         out_lat = frame_from_g6(g6)
         # Q^T = R^{-1} P  with  R = T L (reducer's basis), P the parameters frame:  P = R Q^T.
-        rot = np.swapaxes(np.linalg.solve(red_lat, out_lat), 1, 2)
+        rot = np.ascontiguousarray(np.swapaxes(np.linalg.solve(red_lat, out_lat), 1, 2))
     else:
         out_lat = red_lat
         rot = np.broadcast_to(np.eye(3), (nb, 3, 3)).copy()

@@ -30,12 +30,15 @@ from latticesym.torch._reduce import (
     niggli_reduce_info,
     unimodular_inverse,
 )
+from latticesym.torch._structure import TorchCanonicalBatch, canonicalize
 
 __all__ = [
     "GramNiggliLoss",
     "LatticeLoss",
     "NiggliProxyLoss",
+    "TorchCanonicalBatch",
     "TorchNiggliResult",
+    "canonicalize",
     "gram",
     "gram_mse",
     "is_niggli_reduced",
