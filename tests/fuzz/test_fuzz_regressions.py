@@ -53,3 +53,38 @@ def test_is_unimodular_wrong_shape_raises_a_lattice_error() -> None:
 
     with pytest.raises(LatticeError):
         is_unimodular(np.zeros(4))
+
+
+# Found by the campaign of 2026-12-03 (docs/testing.md), open:
+TINY = np.array([[-1.425e-254, -0.0, -4.275e-254], [0.0, -2.850e-254, 1.425e-254], [0.0, -1.425e-254, 1.425e-254]])
+
+
+@pytest.mark.xfail(strict=True, reason="niggli_reduce on a cell scaled near 1e-254: the reported tolerance and G6 "
+                                       "underflow (tolerance 0.0), so the result is not reduced within the "
+                                       "reported tolerance; should report it or raise PrecisionError")
+def test_tiny_cell_result_is_reduced_within_its_reported_tolerance() -> None:
+    sys_path_harness()
+    import _harness as h
+
+    import latticesym
+
+    r = latticesym.niggli_reduce(TINY)
+    assert h.reduction_problem(TINY, r.transform, r.g6, r.tolerance) is None
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError,
+                   reason="reference.niggli_reduce: singular input with a 1e300 entry raises OverflowError "
+                          "instead of SingularLatticeError (latticesym/reference, not this helper's file)")
+def test_reference_singular_huge_entry_raises_singular_error() -> None:
+    from latticesym.errors import SingularLatticeError
+    from latticesym.reference import niggli_reduce
+
+    with pytest.raises(SingularLatticeError):
+        niggli_reduce(np.array([[1.0, 0, 0], [0, 0, 0], [1e300, 0, 1]]))
+
+
+def sys_path_harness() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
