@@ -395,3 +395,33 @@ def test_agreement_with_pymatgen_on_full_cdvae_splits(split, capsys):
     with capsys.disabled():
         print("\n" + _summary(split, len(structures), n_agree, dis, seconds))
     assert [d for d in dis if d.reason == "UNEXPLAINED"] == []
+
+
+@pytest.mark.stress
+def test_sheared_rebases_of_real_structures_give_the_same_canonical_form():
+    """Re-bases with entries up to 1000 (far beyond what a data pipeline sees) change nothing."""
+    from latticesym.groups import random_unimodular
+
+    rng = np.random.default_rng(RNG_SEED + 5)
+    structures = load_structures("carbon_24")[:100]
+    ms = random_unimodular(len(structures), max_entry=1000, rng=rng, method="word")
+    # Lattice entries rounded to multiples of 2**-26 and coordinates to 2**-20, so that M @ L and
+    # frac @ inv(M) are computed without rounding: the sheared structure is exactly the same crystal.
+    lats = np.round(np.stack([s.lattice for s in structures]) * 2.0**26) / 2.0**26
+    frac = np.round(np.concatenate([s.frac_coords for s in structures]) * 2.0**20) / 2.0**20
+    sp = np.concatenate([np.asarray(s.species) for s in structures])
+    n = [s.num_atoms for s in structures]
+    owner = np.repeat(np.arange(len(n)), n)
+    inv = np.round(np.linalg.inv(ms)).astype(np.float64)
+    sheared_frac = np.einsum("ni,nij->nj", frac, inv[owner])
+    a = canonicalize_batch(lats, frac, sp, n)
+    b = canonicalize_batch(ms @ lats, sheared_frac, sp, n)
+    assert np.abs(ms).max() >= 100
+    keep = ~a.near_boundary
+    assert keep.sum() >= 80
+    scale = np.abs(lats).max()
+    np.testing.assert_allclose(b.lattices[keep], a.lattices[keep], rtol=0, atol=1e-12 * scale)
+    rows = keep[owner]
+    assert np.array_equal(a.species[rows], b.species[rows])
+    d = a.frac[rows] - b.frac[rows]
+    assert np.abs(d - np.round(d)).max() < 1e-12
