@@ -445,3 +445,20 @@ def test_agreement_with_pymatgen_on_spglib_poscars(capsys):
     with capsys.disabled():
         print("\n" + _summary("spglib POSCARs", len(structures), n_agree, dis, seconds))
     assert [d for d in dis if d.reason == "UNEXPLAINED"] == []
+
+
+def test_near_boundary_flag():
+    rng = np.random.default_rng(RNG_SEED + 6)
+    one = [[0.1, 0.2, 0.3]]
+    assert canonicalize(np.eye(3) * 4.0, one, [1]).near_boundary  # cubic: A = B = C, right angles
+    assert canonicalize([[3.0, 0, 0], [0, 4.0, 0], [0.3, 0.2, 5.0 + 1e-3]], one, [1]).near_boundary  # xi = 0
+    # A = B up to 1e-7 relative (inside eps = 1e-5) is flagged, 1e-2 away is not.
+    base = np.array([[3.0, 0, 0], [0.4, 3.0, 0], [0.5, 0.7, 4.0]])
+    near = base.copy()
+    near[1] *= np.linalg.norm(base[0]) / np.linalg.norm(base[1]) * (1 + 1e-7)
+    far = base.copy()
+    far[1] *= np.linalg.norm(base[0]) / np.linalg.norm(base[1]) * 1.05
+    assert canonicalize(near, one, [1]).near_boundary
+    assert not canonicalize(far, one, [1]).near_boundary
+    generic = [canonicalize(rng.normal(size=(3, 3)) + 3 * np.eye(3), one, [1]).near_boundary for _ in range(50)]
+    assert sum(generic) <= 2
