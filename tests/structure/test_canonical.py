@@ -7,8 +7,8 @@ Every disagreement must be explained by the exact oracle (:mod:`latticesym.refer
 
 - ``"pymatgen-not-niggli"``: our G6 equals the oracle's exact Niggli G6 (within the tolerance
   ``e = eps V^(2/3)``) and pymatgen's does not (the Niggli G6 is unique, so pymatgen's cell is not
-  Niggli-reduced; in practice pymatgen negates a vector to keep a positive determinant, which
-  flips the signs of two of xi, eta, zeta);
+  Niggli-reduced; in most such cells two of its angles are mirrored about 90 degrees, the mixed
+  signs of xi, eta, zeta that negating one basis vector gives);
 - ``"boundary"``: the oracle's exact G6 lies within ``e`` of a Niggli boundary, so the tolerant
   reduction may legitimately pick another basis (or the same G6 with a basis that differs by an
   automorphism, which moves the sites: ``"boundary-automorphism"``).
