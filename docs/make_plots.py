@@ -21,7 +21,8 @@ Figures
     The two proxy losses against the shear of the predicted basis, for the same small error in
     the reduced cell.  Needs torch.
 
-The MLP figure ``docs/img/mlp_curves.png`` is made by ``examples/mlp_basis_experiment.py``.
+The loss-experiment figures ``docs/img/loss_experiment_*.png`` are made by ``examples/loss_experiment.py``
+(``make experiment``).
 """
 
 from __future__ import annotations

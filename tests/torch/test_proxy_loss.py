@@ -516,25 +516,3 @@ def test_exactness_check_catches_the_note_loss_on_boundary_targets() -> None:
     note = exactness_error(lattice_loss, prototypes()["cubic"], n=50, dtype=torch.float64, seed=36)
     assert float(ours.max()) <= ZERO[torch.float64]
     assert int((note > 1e-6).sum()) >= 25
-
-
-# --------------------------------------------------------------------------- the MLP experiment
-def test_mlp_experiment_quick(tmp_path: Path) -> None:
-    """``examples/mlp_basis_experiment.py --quick`` runs end to end and writes its plot and table."""
-    import sys
-
-    pytest.importorskip("matplotlib")
-    path = Path(__file__).resolve().parents[2] / "examples" / "mlp_basis_experiment.py"
-    spec = importlib.util.spec_from_file_location("_latticesym_mlp_experiment", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        png, table = tmp_path / "curves.png", tmp_path / "table.md"
-        runs = module.main(["--quick", "--png", str(png), "--table", str(table)])
-    finally:
-        sys.modules.pop(spec.name, None)
-    assert png.stat().st_size > 10_000
-    assert table.read_text().count("\n") == 2 + len(runs) == 9
-    assert all(np.isfinite(r.g6_error).all() for r in runs)
