@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from latticesym.errors import LatticeShapeError
+
 __all__ = [
     "Cell",
     "as_cell",
@@ -205,6 +207,20 @@ def to_spglib(
 
 
 # --------------------------------------------------------------------------- DiffCSP / CDVAE
+def _float_array(x: ArrayLike, name: str) -> NDArray[np.float64]:
+    """``x`` as a float64 array of shape ``(..., 3)``; typed errors for ragged or non-numeric input."""
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested sequences
+        raise LatticeShapeError(f"{name} must have shape (..., 3), got a ragged sequence ({exc})") from exc
+    if arr.ndim == 0 or arr.shape[-1] != 3:
+        raise LatticeShapeError(f"{name} must have shape (..., 3), got shape {arr.shape}")
+    try:
+        return arr.astype(np.float64)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype} ({exc})") from exc
+
+
 def diffcsp_lattice_from_parameters(lengths: ArrayLike, angles: ArrayLike) -> NDArray[np.float64]:
     """Lattices from lengths (Å) and angles (degrees) in CDVAE/DiffCSP's orientation, batched.
 
@@ -217,10 +233,19 @@ def diffcsp_lattice_from_parameters(lengths: ArrayLike, angles: ArrayLike) -> ND
     lengths, angles : array_like, shape (..., 3)
         ``(a, b, c)`` and ``(alpha, beta, gamma)``.
 
+        The leading dimensions broadcast against each other (one set of angles for a batch
+        of lengths is fine); the last axis must have length 3 in both.
+
     Returns
     -------
     ndarray, shape (..., 3, 3)
         Rows are basis vectors.
+
+    Raises
+    ------
+    LatticeShapeError
+        A last axis that is not of length 3 (a scalar included), or leading dimensions that do
+        not broadcast.
 
     Examples
     --------
@@ -228,8 +253,15 @@ def diffcsp_lattice_from_parameters(lengths: ArrayLike, angles: ArrayLike) -> ND
     >>> np.round(L, 12).tolist()
     [[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 4.0]]
     """
-    lengths = np.asarray(lengths, dtype=np.float64)
-    al, be, ga = np.moveaxis(np.radians(np.asarray(angles, dtype=np.float64)), -1, 0)
+    lengths = _float_array(lengths, "lengths")
+    angles = _float_array(angles, "angles")
+    try:
+        lengths, angles = np.broadcast_arrays(lengths, angles)
+    except ValueError:
+        raise LatticeShapeError(
+            f"lengths of shape {lengths.shape} and angles of shape {angles.shape} do not broadcast"
+        ) from None
+    al, be, ga = np.moveaxis(np.radians(angles), -1, 0)
     a, b, c = np.moveaxis(lengths, -1, 0)
     val = np.clip((np.cos(al) * np.cos(be) - np.cos(ga)) / (np.sin(al) * np.sin(be)), -1.0, 1.0)
     gamma_star = np.arccos(val)

@@ -40,6 +40,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from latticesym.errors import LatticeError, LatticeShapeError, NonFiniteLatticeError
+
 __all__ = [
     "AUTO_BALL_LIMIT",
     "BALL_ENUMERATION_LIMIT",
@@ -78,7 +80,7 @@ def _check_n(n: Any) -> int:
     if isinstance(n, bool | np.bool_) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n must be a non-negative int, got {type(n).__name__} {n!r}")
     if n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n}")
+        raise LatticeError(f"n must be a non-negative int, got {n}")
     return int(n)
 
 
@@ -100,7 +102,7 @@ def _check_max_entry(max_entry: Any) -> int:
         raise TypeError(f"max_entry must be a positive int, got {type(max_entry).__name__} {max_entry!r}")
     k = int(max_entry)
     if not 1 <= k <= MAX_ENTRY_LIMIT:
-        raise ValueError(f"max_entry must be an int in [1, 2**53], got {k}")
+        raise LatticeError(f"max_entry must be an int in [1, 2**53], got {k}")
     return k
 
 
@@ -110,7 +112,7 @@ def _check_det(det: Any) -> int | str:
             return det
     elif isinstance(det, numbers.Integral) and not isinstance(det, bool | np.bool_) and det in (1, -1):
         return int(det)
-    raise ValueError(f"det must be 1, -1 or 'either', got {det!r}")
+    raise LatticeError(f"det must be 1, -1 or 'either', got {det!r}")
 
 
 # --------------------------------------------------------------------------- exact determinants
@@ -123,11 +125,22 @@ def _det3(m: Any) -> Any:
     )
 
 
+def _as_array(m: ArrayLike) -> NDArray[Any]:
+    try:
+        return np.asarray(m)
+    except ValueError as exc:  # ragged nested sequences
+        raise LatticeShapeError(f"expected shape (3, 3) or (..., 3, 3), got a ragged sequence ({exc})") from exc
+
+
+def _check_matrix_shape(arr: NDArray[Any]) -> None:
+    if arr.ndim < 2 or arr.shape[-2:] != (3, 3):
+        raise LatticeShapeError(f"expected shape (3, 3) or (..., 3, 3), got {arr.shape}")
+
+
 def _to_exact_object(m: ArrayLike) -> tuple[NDArray[Any], NDArray[np.bool_]]:
     """Entries as Python ints / Fractions in an object array, and a mask of integral matrices."""
-    arr = np.asarray(m)
-    if arr.ndim < 2 or arr.shape[-2:] != (3, 3):
-        raise ValueError(f"expected shape (3, 3) or (..., 3, 3), got {arr.shape}")
+    arr = _as_array(m)
+    _check_matrix_shape(arr)
     if arr.dtype.kind == "b":
         raise TypeError("expected integer matrices, got a boolean array")
     if arr.dtype.kind in "iu":
@@ -202,6 +215,11 @@ def is_unimodular(m: ArrayLike) -> Any:
     bool or numpy.ndarray of bool
         A Python ``bool`` for one matrix, a boolean array of shape ``(...)`` for a batch.
 
+    Raises
+    ------
+    LatticeShapeError
+        If ``m`` is not of shape ``(3, 3)`` or ``(..., 3, 3)`` (the message has the shape).
+
     Examples
     --------
     >>> is_unimodular([[1, 5, 0], [0, 1, 0], [0, 0, 1]])
@@ -211,7 +229,8 @@ def is_unimodular(m: ArrayLike) -> Any:
     >>> is_unimodular(np.array([np.eye(3), 2 * np.eye(3)])).tolist()
     [True, False]
     """
-    arr = np.asarray(m)
+    arr = _as_array(m)
+    _check_matrix_shape(arr)
     if arr.dtype.kind in "iu" and arr.size and np.abs(arr).max() < 2**19:
         # |3! * (2**19)**3| < 2**63: the int64 cofactor expansion is exact.
         d = _det3(arr.astype(np.int64))
@@ -270,7 +289,7 @@ def unimodular_ball(max_entry: int, det: Det = 1) -> NDArray[np.int64]:
     k = _check_max_entry(max_entry)
     d = _check_det(det)
     if k > BALL_ENUMERATION_LIMIT:
-        raise ValueError(
+        raise LatticeError(
             f"unimodular_ball enumerates max_entry <= {BALL_ENUMERATION_LIMIT} only ({2 * k + 1}**9 "
             f"candidates at max_entry={k}); use random_unimodular(..., method='ball') to sample it"
         )
@@ -425,7 +444,7 @@ def random_unimodular(
     ------
     TypeError
         ``rng`` is not a ``numpy.random.Generator``; ``n`` or ``max_entry`` is not an int.
-    ValueError
+    LatticeError
         ``n < 0``; ``max_entry`` outside ``[1, 2**53]``; ``det`` not in ``{1, -1, "either"}``;
         unknown ``method``; ``method="ball"`` with ``max_entry > 16``.
 
@@ -447,12 +466,12 @@ def random_unimodular(
     d = _check_det(det)
     rng = _check_rng(rng)
     if method not in ("auto", "ball", "word"):
-        raise ValueError(f"method must be 'auto', 'ball' or 'word', got {method!r}")
+        raise LatticeError(f"method must be 'auto', 'ball' or 'word', got {method!r}")
     if method == "auto":
         method = "ball" if k <= AUTO_BALL_LIMIT else "word"
     if method == "ball":
         if k > BALL_REJECTION_LIMIT:
-            raise ValueError(
+            raise LatticeError(
                 f"method='ball' samples max_entry <= {BALL_REJECTION_LIMIT} (rejection from the "
                 f"box would accept about 1 draw in {int(2 * (k + 0.5) ** 3)} at max_entry={k}); "
                 "use method='word'"
@@ -463,7 +482,7 @@ def random_unimodular(
     if length is None:
         length = default_word_length(k)
     if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
-        raise ValueError(f"length must be a non-negative int, got {length!r}")
+        raise LatticeError(f"length must be a non-negative int, got {length!r}")
     return _word(n, k, d, int(length), rng)
 
 
@@ -513,7 +532,7 @@ def _as_fraction(x: Any) -> Fraction:
     if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Real):
         raise TypeError(f"entries must be rational numbers, got {type(x).__name__} {x!r}")
     if isinstance(x, float | np.floating) and not math.isfinite(float(x)):
-        raise ValueError(f"entries must be finite, got {x!r}")
+        raise NonFiniteLatticeError(f"entries must be finite, got {x!r}")
     if isinstance(x, numbers.Rational):
         return Fraction(int(x.numerator), int(x.denominator))
     return Fraction(float(x))
@@ -558,10 +577,10 @@ def cayley_rotation(skew: Any) -> NDArray[Any]:
     elif arr.shape == (3, 3):
         s = [[_as_fraction(arr[i, j]) for j in range(3)] for i in range(3)]
         if any(s[i][j] != -s[j][i] for i in range(3) for j in range(3)):
-            raise ValueError(f"matrix is not skew-symmetric: {[[str(x) for x in row] for row in s]}")
+            raise LatticeError(f"matrix is not skew-symmetric: {[[str(x) for x in row] for row in s]}")
         w = [s[2][1], s[0][2], s[1][0]]
     else:
-        raise ValueError(f"skew must be a 3-vector or a 3x3 skew-symmetric matrix, got shape {arr.shape}")
+        raise LatticeShapeError(f"skew must be a 3-vector or a 3x3 skew-symmetric matrix, got shape {arr.shape}")
     s_mat = [[Fraction(0), -w[2], w[1]], [w[2], Fraction(0), -w[0]], [-w[1], w[0], Fraction(0)]]
     ww = w[0] * w[0] + w[1] * w[1] + w[2] * w[2]
     out = np.empty((3, 3), dtype=object)
@@ -591,7 +610,7 @@ def random_rational_rotation(n: int, *, rng: np.random.Generator, max_height: in
     n = _check_n(n)
     rng = _check_rng(rng)
     if isinstance(max_height, bool) or not isinstance(max_height, numbers.Integral) or max_height < 1:
-        raise ValueError(f"max_height must be a positive int, got {max_height!r}")
+        raise LatticeError(f"max_height must be a positive int, got {max_height!r}")
     p = rng.integers(-max_height, max_height + 1, size=(n, 3))
     q = rng.integers(1, max_height + 1, size=(n, 3))
     out = np.empty((n, 3, 3), dtype=object)

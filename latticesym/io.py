@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from latticesym.datasets import Structure
+from latticesym.errors import LatticeError, LatticeShapeError
 
 __all__ = [
     "StructureReadError",
@@ -61,8 +62,11 @@ _POSCAR_SUFFIXES = (".vasp", ".poscar", ".contcar")
 _KNOWN_SUFFIXES = (".cif", ".csv", ".json", ".npy", *_POSCAR_SUFFIXES, ".xyz", ".extxyz")
 
 
-class StructureReadError(ValueError):
-    """A file could not be read as structures (the message names the file and the parser)."""
+class StructureReadError(LatticeError):
+    """A file could not be read as structures (the message names the file and the parser).
+
+    A :class:`~latticesym.errors.LatticeError`, hence a ``ValueError``.
+    """
 
 
 # --------------------------------------------------------------------------- sources
@@ -435,8 +439,10 @@ def parse_matrix(text: str) -> NDArray[np.float64]:
 
     Raises
     ------
-    ValueError
-        If the text does not hold exactly 9 numbers.
+    LatticeShapeError
+        If the text holds a number of values other than 9 (the message has the count).
+    LatticeError
+        If the text is not numbers (or not JSON numbers, for text starting with ``[``).
 
     Examples
     --------
@@ -445,13 +451,16 @@ def parse_matrix(text: str) -> NDArray[np.float64]:
     """
     stripped = text.strip()
     if stripped.startswith("["):
-        values = np.asarray(json.loads(stripped), dtype=np.float64).ravel()
+        try:
+            values = np.asarray(json.loads(stripped), dtype=np.float64).ravel()
+        except (ValueError, TypeError) as exc:  # bad JSON, ragged rows, non-numbers
+            raise LatticeError(f"not a 3x3 matrix of JSON numbers: {text!r} ({exc})") from exc
     else:
         tokens = stripped.replace(";", " ").replace(",", " ").split()
         try:
             values = np.array([float(t) for t in tokens], dtype=np.float64)
         except ValueError as exc:
-            raise ValueError(f"not a 3x3 matrix: {text!r}") from exc
+            raise LatticeError(f"not a 3x3 matrix: {text!r}") from exc
     if values.size != 9:
-        raise ValueError(f"a lattice needs 9 numbers (rows a, b, c), got {values.size}")
+        raise LatticeShapeError(f"a lattice needs 9 numbers (rows a, b, c), got {values.size}")
     return values.reshape(3, 3)

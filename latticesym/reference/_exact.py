@@ -7,6 +7,7 @@ reduces *the lattice the float denotes*, not a rounded neighbour of it.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from decimal import Decimal
@@ -138,12 +139,54 @@ def det3(m: Any) -> Any:
     )
 
 
+#: Decimal context for the approximate numbers in error messages: any exponent (an exact entry
+#: of 1e300 has a Gram entry of 1e600, beyond float64), 28 digits, no traps but the usual ones.
+_MESSAGE_CONTEXT = decimal.Context(prec=28, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_MESSAGE_CONTEXT_6 = decimal.Context(prec=6, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+#: Exact numbers whose numerator or denominator has more bits than this are printed rounded
+#: (Python refuses ``str`` of ints above 4300 digits, about 14284 bits).
+_MAX_EXACT_BITS = 14000
+
+
+def approx_str(x: Any, *, sqrt: bool = False) -> str:
+    """``x`` (or :math:`\\sqrt{x}`) to 6 significant digits, for any size of exact rational.
+
+    Unlike ``float(x)`` this never overflows or underflows: ``approx_str(Fraction(10**600),
+    sqrt=True) == "1e+300"``.  The square root of a negative number is printed with an ``i``.
+    """
+    if not isinstance(x, Fraction):
+        return str(x)  # an irrational sympy expression: its exact form
+    ctx = _MESSAGE_CONTEXT
+    v = ctx.divide(Decimal(x.numerator), Decimal(x.denominator))
+    suffix = ""
+    if sqrt:
+        if v < 0:
+            v, suffix = -v, "i"
+        v = ctx.sqrt(v)
+    v = _MESSAGE_CONTEXT_6.normalize(v)
+    if not v or Decimal("1e-300") < abs(v) < Decimal("1e300"):
+        return f"{float(v):.6g}{suffix}"  # float64's own format where it can hold the value
+    return f"{v:g}{suffix}"
+
+
+def exact_str(x: Any) -> str:
+    """``str(x)``, or ``~`` and 6 digits when ``x`` is a rational too long to print."""
+    if isinstance(x, Fraction) and max(abs(x.numerator).bit_length(), x.denominator.bit_length()) > _MAX_EXACT_BITS:
+        return "~" + approx_str(x)
+    return str(x)
+
+
 def check_nonsingular(lattice: Matrix, gram: tuple[tuple[Fraction, ...], ...]) -> None:
-    """Raise :class:`SingularLatticeError` when ``det(G) == 0`` exactly."""
+    """Raise :class:`SingularLatticeError` when ``det(G) == 0`` exactly.
+
+    The message carries the exact determinant, the vector lengths :math:`\\sqrt{G_{ii}}` and
+    the rows, formatted without passing through float64 (entries near ``1e300`` have Gram
+    entries near ``1e600``, which ``float`` cannot hold).
+    """
     det_g = det3(gram)
     if det_g <= 0:
-        lengths = ", ".join(f"{float(gram[i][i]) ** 0.5:.6g}" for i in range(3))
+        lengths = ", ".join(approx_str(gram[i][i], sqrt=True) for i in range(3))
         raise SingularLatticeError(
-            f"basis is linearly dependent: det(L @ L.T) = {det_g} exactly (vector lengths {lengths}); "
-            f"lattice = {[[str(x) for x in row] for row in lattice]}"
+            f"basis is linearly dependent: det(L @ L.T) = {exact_str(det_g)} exactly (vector lengths {lengths}); "
+            f"lattice = {[[exact_str(x) for x in row] for row in lattice]}"
         )

@@ -14,28 +14,40 @@ from latticesym.errors import LatticeError
 pytestmark = pytest.mark.fuzz
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="adapters.diffcsp_lattice_from_parameters: scalar angles give numpy AxisError")
 def test_diffcsp_parameters_scalar_angles_raise_a_typed_error() -> None:
+    # was: numpy AxisError (an IndexError) from np.moveaxis on a 0-d array
     from latticesym.adapters import diffcsp_lattice_from_parameters
+    from latticesym.errors import LatticeShapeError
 
-    with pytest.raises((LatticeError, TypeError)):
+    with pytest.raises(LatticeShapeError, match=r"angles must have shape \(\.\.\., 3\), got shape \(\)"):
         diffcsp_lattice_from_parameters(np.array([4.0, 5.0, 6.0]), 90.0)
+    with pytest.raises(LatticeShapeError, match=r"shape \(2, 3\) and angles of shape \(3, 3\) do not broadcast"):
+        diffcsp_lattice_from_parameters(np.ones((2, 3)), np.full((3, 3), 90.0))
+    # one set of angles for a batch of lengths broadcasts
+    assert diffcsp_lattice_from_parameters(np.ones((2, 3)), [90.0, 90.0, 120.0]).shape == (2, 3, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="io.parse_matrix raises a plain ValueError, not a LatticeError")
 def test_parse_matrix_eight_numbers_raise_a_lattice_error() -> None:
+    from latticesym.errors import LatticeShapeError
     from latticesym.io import parse_matrix
 
-    with pytest.raises(LatticeError):
+    with pytest.raises(LatticeShapeError, match=r"got 8$"):
         parse_matrix("0 0; 0 1 0; 0 0 1")
+    for text in ("a b c", "[[1, 2], [3]]", '["x"]', "[1, 2"):
+        with pytest.raises(LatticeError, match="not a 3x3 matrix"):
+            parse_matrix(text)
 
 
-@pytest.mark.xfail(strict=True, reason="groups.random_unimodular raises a plain ValueError for max_entry=0")
+def test_structure_read_error_is_a_lattice_error() -> None:
+    from latticesym.io import StructureReadError
+
+    assert issubclass(StructureReadError, LatticeError) and issubclass(StructureReadError, ValueError)
+
+
 def test_random_unimodular_max_entry_zero_raises_a_lattice_error() -> None:
     from latticesym.groups import random_unimodular
 
-    with pytest.raises(LatticeError):
+    with pytest.raises(LatticeError, match=r"max_entry must be an int in \[1, 2\*\*53\], got 0$"):
         random_unimodular(1, max_entry=0, rng=np.random.default_rng(0))
 
 
@@ -47,12 +59,14 @@ def test_integer_inverse_of_a_non_integer_matrix_raises_a_lattice_error() -> Non
         integer_inverse(np.eye(3) * 0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="groups.is_unimodular raises a plain ValueError for shape (4,)")
-def test_is_unimodular_wrong_shape_raises_a_lattice_error() -> None:
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_is_unimodular_wrong_shape_raises_a_lattice_error(dtype: type) -> None:
+    # int64 took a fast path that skipped the shape check
+    from latticesym.errors import LatticeShapeError
     from latticesym.groups import is_unimodular
 
-    with pytest.raises(LatticeError):
-        is_unimodular(np.zeros(4))
+    with pytest.raises(LatticeShapeError, match=r"got \(4,\)$"):
+        is_unimodular(np.zeros(4, dtype=dtype))
 
 
 # Found by the campaign of 2026-12-03 (docs/testing.md), open:
@@ -72,15 +86,18 @@ def test_tiny_cell_result_is_reduced_within_its_reported_tolerance() -> None:
     assert h.reduction_problem(TINY, r.transform, r.g6, r.tolerance) is None
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="reference.niggli_reduce: singular input with a 1e300 entry raises OverflowError "
-                          "instead of SingularLatticeError (latticesym/reference, not this helper's file)")
 def test_reference_singular_huge_entry_raises_singular_error() -> None:
+    # was: OverflowError from float() of the Gram entry 1e600 while formatting the message
     from latticesym.errors import SingularLatticeError
     from latticesym.reference import niggli_reduce
 
-    with pytest.raises(SingularLatticeError):
+    with pytest.raises(SingularLatticeError, match=r"= 0 exactly \(vector lengths 1, 0, 1e\+300\)"):
         niggli_reduce(np.array([[1.0, 0, 0], [0, 0, 0], [1e300, 0, 1]]))
+    with pytest.raises(SingularLatticeError, match=r"vector lengths 4\.94066e-324, 0, 1\)"):
+        niggli_reduce(np.array([[5e-324, 0, 0], [0, 0, 0], [0, 0, 1]]))  # float() would give 0
+    # an int too long for str() (over 4300 digits) is printed rounded, not refused with a ValueError
+    with pytest.raises(SingularLatticeError, match=r"\[\['~1e\+5000', '0', '0'\]"):
+        niggli_reduce([[10**5000, 0, 0], [0, 0, 0], [0, 0, 1]])
 
 
 def sys_path_harness() -> None:
