@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from latticesym.errors import LatticeShapeError
+from latticesym.errors import LatticeError, LatticeShapeError, SingularLatticeError
 
 __all__ = [
     "Cell",
@@ -68,19 +68,37 @@ class Cell(NamedTuple):
     species: NDArray[np.int64]
 
 
+def _array(x: Any, name: str) -> NDArray[Any]:
+    """``np.array(x)`` (a copy), with a typed error for ragged nested sequences."""
+    try:
+        return np.array(_numpy(x))
+    except ValueError as exc:
+        raise LatticeShapeError(f"{name} is a ragged sequence ({exc})") from exc
+
+
+def _as_float(arr: NDArray[Any], name: str) -> NDArray[np.float64]:
+    try:
+        return arr.astype(np.float64)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype} ({exc})") from exc
+
+
 def _cell(lattice: ArrayLike, frac_coords: ArrayLike, species: ArrayLike) -> Cell:
-    L = np.array(_numpy(lattice), dtype=np.float64)
-    f = np.array(_numpy(frac_coords), dtype=np.float64).reshape(-1, 3)
-    s = np.array(_numpy(species)).reshape(-1)
+    L = _as_float(_array(lattice, "lattice"), "lattice")
+    f = _as_float(_array(frac_coords, "frac_coords"), "frac_coords")
+    s = _array(species, "species").reshape(-1)
     if L.shape != (3, 3):
-        raise ValueError(f"lattice must have shape (3, 3), got {L.shape}")
+        raise LatticeShapeError(f"lattice must have shape (3, 3), got {L.shape}")
+    if f.size % 3:
+        raise LatticeShapeError(f"frac_coords must have shape (n, 3), got {f.shape}")
+    f = f.reshape(-1, 3)
     if s.shape[0] != f.shape[0]:
-        raise ValueError(f"{s.shape[0]} species for {f.shape[0]} atoms")
+        raise LatticeShapeError(f"{s.shape[0]} species for {f.shape[0]} atoms")
     if s.size and s.dtype.kind not in "iu":
         if s.dtype.kind == "f" and np.array_equal(s, np.rint(s)):
             s = np.rint(s)
         else:
-            raise ValueError(f"species must be atomic numbers (integers), got dtype {s.dtype}")
+            raise LatticeError(f"species must be atomic numbers (integers), got dtype {s.dtype}")
     return Cell(L, f, s.astype(np.int64))
 
 
@@ -126,11 +144,11 @@ def from_pymatgen(structure: Any) -> Cell:
 
     Raises
     ------
-    ValueError
+    LatticeError
         For disordered sites (partial occupancies), which have no single atomic number.
     """
     if not structure.is_ordered:
-        raise ValueError("disordered pymatgen structures (partial occupancies) are not supported")
+        raise LatticeError("disordered pymatgen structures (partial occupancies) are not supported")
     species = [site.specie.Z for site in structure]
     return _cell(structure.lattice.matrix, structure.frac_coords, species)
 
@@ -165,12 +183,12 @@ def from_ase(atoms: Any) -> Cell:
 
     Raises
     ------
-    ValueError
+    SingularLatticeError
         If the cell is not fully periodic-capable (zero cell vectors).
     """
     lattice = np.asarray(atoms.cell.array, dtype=np.float64)
     if abs(np.linalg.det(lattice)) == 0.0:
-        raise ValueError("ASE Atoms has a singular or incomplete cell")
+        raise SingularLatticeError("ASE Atoms has a singular or incomplete cell")
     return _cell(lattice, atoms.get_scaled_positions(wrap=False), atoms.numbers)
 
 
@@ -190,7 +208,7 @@ def from_spglib(cell: Sequence[Any]) -> Cell:
     Magnetic moments, if present, are dropped.
     """
     if len(cell) not in (3, 4):
-        raise ValueError(f"an spglib cell is (lattice, positions, numbers[, magmoms]), got {len(cell)} items")
+        raise LatticeShapeError(f"an spglib cell is (lattice, positions, numbers[, magmoms]), got {len(cell)} items")
     return _cell(cell[0], cell[1], cell[2])
 
 
@@ -283,7 +301,10 @@ def lattice_to_parameters(lattices: ArrayLike) -> tuple[NDArray[np.float64], NDA
     """
     from latticesym.metric import cell_parameters
 
-    params = cell_parameters(np.asarray(lattices, dtype=np.float64))
+    arr = _as_float(_array(lattices, "lattices"), "lattices")
+    if arr.ndim < 2 or arr.shape[-2:] != (3, 3):
+        raise LatticeShapeError(f"lattices must have shape (..., 3, 3), got {arr.shape}")
+    params = cell_parameters(arr)
     return params[..., :3], params[..., 3:]
 
 
@@ -337,7 +358,7 @@ def from_diffcsp(
     lengths = lengths if lengths is not None else _field(batch, "lengths")
     angles = angles if angles is not None else _field(batch, "angles")
     if frac_coords is None or atom_types is None or num_atoms is None:
-        raise ValueError("a DiffCSP batch needs frac_coords, atom_types and num_atoms")
+        raise LatticeError("a DiffCSP batch needs frac_coords, atom_types and num_atoms")
     counts = np.asarray(_numpy(num_atoms)).astype(np.int64).reshape(-1)
     if lattices is not None:
         L = np.asarray(_numpy(lattices), dtype=np.float64).reshape(-1, 3, 3)
@@ -347,13 +368,13 @@ def from_diffcsp(
             np.asarray(_numpy(angles), dtype=np.float64).reshape(-1, 3),
         )
     else:
-        raise ValueError("a DiffCSP batch needs lattices, or lengths and angles")
+        raise LatticeError("a DiffCSP batch needs lattices, or lengths and angles")
     f = np.asarray(_numpy(frac_coords), dtype=np.float64).reshape(-1, 3)
     z = np.asarray(_numpy(atom_types)).reshape(-1)
     if len(L) != len(counts):
-        raise ValueError(f"{len(L)} lattices for {len(counts)} crystals (num_atoms)")
+        raise LatticeShapeError(f"{len(L)} lattices for {len(counts)} crystals (num_atoms)")
     if counts.sum() != len(f) or len(z) != len(f):
-        raise ValueError(f"num_atoms sums to {counts.sum()} but there are {len(f)} coordinates, {len(z)} types")
+        raise LatticeShapeError(f"num_atoms sums to {counts.sum()} but there are {len(f)} coordinates, {len(z)} types")
     bounds = np.concatenate([[0], np.cumsum(counts)])
     return [_cell(L[i], f[bounds[i] : bounds[i + 1]], z[bounds[i] : bounds[i + 1]]) for i in range(len(counts))]
 
@@ -386,7 +407,7 @@ def to_diffcsp(cells: Sequence[Any], *, backend: str = "numpy", dtype: Any = Non
     """
     cs = [as_cell(c) for c in cells]
     if not cs:
-        raise ValueError("to_diffcsp needs at least one structure")
+        raise LatticeError("to_diffcsp needs at least one structure")
     lattices = np.stack([c.lattice for c in cs])
     lengths, angles = lattice_to_parameters(lattices)
     num_atoms = np.array([len(c.species) for c in cs], dtype=np.int64)
@@ -405,7 +426,7 @@ def to_diffcsp(cells: Sequence[Any], *, backend: str = "numpy", dtype: Any = Non
                 out[key] = out[key].astype(dtype)
         return out
     if backend != "torch":
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        raise LatticeError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     import torch
 
     fdt = dtype if dtype is not None else torch.get_default_dtype()

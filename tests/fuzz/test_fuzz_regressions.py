@@ -27,6 +27,24 @@ def test_diffcsp_parameters_scalar_angles_raise_a_typed_error() -> None:
     assert diffcsp_lattice_from_parameters(np.ones((2, 3)), [90.0, 90.0, 120.0]).shape == (2, 3, 3)
 
 
+def test_adapters_bad_cells_raise_typed_errors() -> None:
+    # were plain ValueErrors (wrong shapes, ragged rows) and numpy conversion errors (strings)
+    from latticesym.adapters import as_cell, lattice_to_parameters
+    from latticesym.errors import LatticeShapeError
+
+    frac = np.zeros((2, 3))
+    with pytest.raises(LatticeShapeError, match=r"lattice must have shape \(3, 3\), got \(0,\)$"):
+        as_cell(([], frac, [1, 8]))
+    with pytest.raises(LatticeShapeError, match="3 species for 2 atoms"):
+        as_cell((np.eye(3), frac, [1, 8, 8]))
+    with pytest.raises(TypeError, match="lattice must be real numbers"):
+        as_cell(("lattice", frac, [1, 8]))
+    with pytest.raises(LatticeShapeError, match="lattices is a ragged sequence"):
+        lattice_to_parameters([[1.0, 0.0], [0.0, 1.0, 0.0], [0, 0, 1]])
+    with pytest.raises(LatticeShapeError, match=r"got \(3,\)$"):
+        lattice_to_parameters([1.0, 2.0, 3.0])
+
+
 def test_parse_matrix_eight_numbers_raise_a_lattice_error() -> None:
     from latticesym.errors import LatticeShapeError
     from latticesym.io import parse_matrix

@@ -27,8 +27,7 @@ CALLS = {"torch.losses": 40, "torch.niggli_reduce": 60, "reference.niggli_reduce
          "io.read_structures[cif]": 40, "io.read_structures[poscar]": 40}
 #: Entry points (not latticesym.reduce / reference / torch) that raise plain ValueErrors, not rooted
 #: at LatticeError, on hostile input: reported in the campaign's own column; owners in docs/testing.md.
-PLAIN_VALUEERROR = {"adapters.as_cell", "adapters.lattice_to_parameters",
-                    "testing.integer_inverse", "testing.transform_structure", "testing.wrap_frac"}
+PLAIN_VALUEERROR = {"testing.integer_inverse", "testing.transform_structure", "testing.wrap_frac"}
 #: Entry points whose short run meets a crash of another kind (an untyped exception); none open
 #: (adapters.diffcsp_lattice_from_parameters's numpy AxisError on scalar angles is fixed).
 CRASHES: set[str] = set()
