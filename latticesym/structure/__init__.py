@@ -20,10 +20,18 @@ from latticesym.structure._canonical import (
     canonicalize,
     canonicalize_batch,
 )
+from latticesym.structure._match import MatchBatch, MatchResult, match, match_batch
+from latticesym.structure._match_reference import ReferenceResult, reference_match
 
 __all__ = [
     "CanonicalBatch",
     "CanonicalStructure",
+    "MatchBatch",
+    "MatchResult",
+    "ReferenceResult",
     "canonicalize",
     "canonicalize_batch",
+    "match",
+    "match_batch",
+    "reference_match",
 ]
