@@ -171,3 +171,16 @@ def test_off_by_one_tolerance_caught() -> None:
         return match(a, b, anchors="all", ltol=0.3 / (1 - 0.3))
 
     assert _disagreements(broken)
+
+
+def test_match_batch_records_errors_and_agrees_with_match() -> None:
+    from latticesym.structure import match_batch
+
+    bad = (np.full((3, 3), np.nan), F0, Z0)
+    a = [(L0, F0, Z0), bad, (L0, F0, Z0)]
+    b = [(M_SHEAR @ L0, F0 @ np.linalg.inv(M_SHEAR), Z0), (L0, F0, Z0), (L0, F0, np.array([8, 26, 26]))]
+    out = match_batch(a, b, workers=2, chunk_size=1)
+    assert out.matched.tolist() == [True, False, False]
+    assert out.errors == [1] and "NonFiniteLatticeError" in out.reason[1]
+    assert out.reason[2] == "composition"
+    assert out.rms[0] == pytest.approx(match(a[0], b[0]).rms, abs=1e-12)
