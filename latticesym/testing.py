@@ -54,6 +54,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from latticesym.errors import LatticeError, LatticeShapeError, NonFiniteLatticeError
+
 __all__ = [
     "DEFAULT_MAX_ENTRY",
     "DEFAULT_TRIALS",
@@ -221,7 +223,7 @@ def integer_inverse(transform: ArrayLike) -> NDArray[np.int64]:
     m = np.asarray(transform)
     mi = np.rint(m).astype(np.int64) if m.dtype.kind == "f" else m.astype(np.int64)
     if m.shape != (3, 3) or not np.array_equal(mi, m):
-        raise ValueError(f"transform must be a 3x3 integer matrix, got {m!r}")
+        raise LatticeShapeError(f"transform must be a 3x3 integer matrix, got {m!r}")
     (a, b, c), (d, e, f), (g, h, i) = mi.tolist()
     adj = [
         [e * i - f * h, c * h - b * i, b * f - c * e],
@@ -230,7 +232,7 @@ def integer_inverse(transform: ArrayLike) -> NDArray[np.int64]:
     ]
     det = a * adj[0][0] + b * adj[1][0] + c * adj[2][0]
     if det not in (1, -1):
-        raise ValueError(f"transform must have determinant +1 or -1, got {det}")
+        raise LatticeError(f"transform must have determinant +1 or -1, got {det}")
     return np.array(adj, dtype=np.int64) * det
 
 
@@ -860,12 +862,13 @@ def _measure(
     L = _as_float64_input(lattice)
     f = _as_float64_input(frac_coords).reshape(-1, 3)
     if L.shape != (3, 3):
-        raise ValueError(f"lattice must have shape (3, 3), got {L.shape}")
+        raise LatticeShapeError(f"lattice must have shape (3, 3), got {L.shape}")
     if not (np.all(np.isfinite(L)) and np.all(np.isfinite(f))):
-        raise ValueError("lattice and frac_coords must be finite")
+        raise NonFiniteLatticeError(f"lattice and frac_coords must be finite; lattice = {L.tolist()}, "
+                                    f"{int((~np.isfinite(f)).sum())} non-finite frac_coords entries")
     n_atoms = f.shape[0]
     if len(species) != n_atoms:
-        raise ValueError(f"species has {len(species)} entries but frac_coords has {n_atoms} rows")
+        raise LatticeShapeError(f"species has {len(species)} entries but frac_coords has {n_atoms} rows")
     backend = _Backend(lattice, frac_coords, dtype)
 
     rng = np.random.default_rng(seed_value)

@@ -69,7 +69,6 @@ def test_random_unimodular_max_entry_zero_raises_a_lattice_error() -> None:
         random_unimodular(1, max_entry=0, rng=np.random.default_rng(0))
 
 
-@pytest.mark.xfail(strict=True, reason="testing.integer_inverse raises a plain ValueError for a non-integer matrix")
 def test_integer_inverse_of_a_non_integer_matrix_raises_a_lattice_error() -> None:
     from latticesym.testing import integer_inverse
 
