@@ -248,7 +248,7 @@ def test_match_vs_pymatgen_shared_data(record_disagreements: Any) -> None:
     if root is None or not (root / "cdvae_perov_5_test.csv").exists():
         pytest.skip("../shared/data not available")
     pairs = []
-    for name, n_base, seed in (("perov_5", 160, 11), ("carbon_24", 110, 12)):
+    for name, n_base, seed in (("perov_5", 180, 11), ("carbon_24", 125, 12)):
         structs = [s for s in _read_csv(root / f"cdvae_{name}_test.csv", 400) if len(s.species) <= 16]
         pairs += make_pairs(structs, n_base, seed, max_entry=5)
     assert len(pairs) >= 3000
