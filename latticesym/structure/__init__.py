@@ -14,6 +14,15 @@ parameters frame from the Gram matrix), ``_canonical`` (the canonical form).  Se
 
 from __future__ import annotations
 
+from latticesym.structure._adapters import (
+    RaggedBatch,
+    StructureAdapterError,
+    as_batch,
+    as_structure,
+    split_batch,
+    to_diffcsp_batch,
+    to_structure,
+)
 from latticesym.structure._canonical import (
     CanonicalBatch,
     CanonicalStructure,
@@ -28,10 +37,17 @@ __all__ = [
     "CanonicalStructure",
     "MatchBatch",
     "MatchResult",
+    "RaggedBatch",
     "ReferenceResult",
+    "StructureAdapterError",
+    "as_batch",
+    "as_structure",
     "canonicalize",
     "canonicalize_batch",
     "match",
     "match_batch",
     "reference_match",
+    "split_batch",
+    "to_diffcsp_batch",
+    "to_structure",
 ]

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from latticesym.errors import BatchReductionError, LatticeError
+from latticesym.errors import BatchReductionError, LatticeError, LatticeShapeError
 from latticesym.structure._frame import frame_from_g6
 from latticesym.structure._layout import (
     check_frac,
@@ -73,6 +73,15 @@ class CanonicalStructure:
     g6: NDArray[np.float64]
     near_boundary: bool
 
+    def to(self, kind: Literal["pymatgen", "ase", "spglib", "cell"] = "pymatgen") -> Any:
+        """The canonical structure as a pymatgen ``Structure``, ASE ``Atoms``, spglib cell or ``Cell``.
+
+        See :func:`latticesym.structure.to_structure`.
+        """
+        from latticesym.structure._adapters import to_structure
+
+        return to_structure(self, kind)
+
 
 @dataclass(frozen=True)
 class CanonicalBatch:
@@ -104,6 +113,22 @@ class CanonicalBatch:
     order: NDArray[np.int64]
     g6: NDArray[np.float64]
     near_boundary: NDArray[np.bool_]
+
+    def structures(self) -> list[CanonicalStructure]:
+        """One :class:`CanonicalStructure` per structure (``order`` made local to the structure)."""
+        bounds = np.concatenate([[0], np.cumsum(self.n_atoms)]).astype(np.int64)
+        return [CanonicalStructure(
+            lattice=self.lattices[k], frac=self.frac[bounds[k]:bounds[k + 1]],
+            species=self.species[bounds[k]:bounds[k + 1]], transform=self.transforms[k],
+            rotation=self.rotations[k], order=self.order[bounds[k]:bounds[k + 1]] - bounds[k], g6=self.g6[k],
+            near_boundary=bool(self.near_boundary[k])) for k in range(self.n_atoms.shape[0])]
+
+    def to_diffcsp(self, *, backend: Literal["numpy", "torch"] = "numpy", dtype: Any = None,
+                   device: Any = None) -> dict[str, Any]:
+        """The batch as a DiffCSP / CDVAE dict (see :func:`latticesym.structure.to_diffcsp_batch`)."""
+        from latticesym.structure._adapters import to_diffcsp_batch
+
+        return to_diffcsp_batch(self, backend=backend, dtype=dtype, device=device)
 
 
 def integer_inverse(t: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -149,15 +174,18 @@ def _check_options(eps: Any, frac_eps: Any, orientation: Any, sort: Any) -> floa
     return fe
 
 
-def canonicalize_batch(lattices: ArrayLike, frac: ArrayLike, species: ArrayLike, n_atoms: ArrayLike, *,
-                       eps: float = 1e-5, frac_eps: float = 1e-8, orientation: Orientation = "parameters",
-                       sort: bool = True) -> CanonicalBatch:
+def canonicalize_batch(lattices: Any, frac: ArrayLike | None = None, species: ArrayLike | None = None,
+                       n_atoms: ArrayLike | None = None, *, eps: float = 1e-5, frac_eps: float = 1e-8,
+                       orientation: Orientation = "parameters", sort: bool = True) -> CanonicalBatch:
     r"""Canonicalize a ragged batch of structures with one batched Niggli reduction.
 
     Parameters
     ----------
-    lattices : array_like, shape (B, 3, 3)
-        Rows are the basis vectors a, b, c (Angstrom) of each structure.
+    lattices : array_like, shape (B, 3, 3), or a batch object
+        Rows are the basis vectors a, b, c (Angstrom) of each structure.  With ``frac``,
+        ``species`` and ``n_atoms`` omitted: a DiffCSP / CDVAE batch (dict or
+        ``torch_geometric`` ``Batch``) or a sequence of pymatgen ``Structure`` / ASE ``Atoms`` /
+        spglib cells (read by :func:`latticesym.structure.as_batch`).
     frac : array_like, shape (N, 3)
         Fractional coordinates of all atoms, structure after structure.
     species : array_like, shape (N,)
@@ -198,6 +226,12 @@ def canonicalize_batch(lattices: ArrayLike, frac: ArrayLike, species: ArrayLike,
     ([[1, 0, 0], [-5, 1, 0], [0, 0, 1]], [[0.5, 0.5, 0.0], [0.25, 0.0, 0.5]])
     """
     fe = _check_options(eps, frac_eps, orientation, sort)
+    if frac is None and species is None and n_atoms is None:
+        from latticesym.structure._adapters import as_batch
+
+        lattices, frac, species, n_atoms = as_batch(lattices)
+    elif frac is None or species is None or n_atoms is None:
+        raise LatticeShapeError("give lattices, frac, species and n_atoms, or one batch object alone")
     lat = check_lattices(lattices, batched=True)
     f_in = check_frac(frac)
     counts = check_n_atoms(n_atoms, lat.shape[0], f_in.shape[0])
@@ -235,15 +269,18 @@ def canonicalize_batch(lattices: ArrayLike, frac: ArrayLike, species: ArrayLike,
         rotations=rot, order=order, g6=g6, near_boundary=boundary_margin_g6(g6) <= tol)
 
 
-def canonicalize(lattice: ArrayLike, frac: ArrayLike, species: ArrayLike, *, eps: float = 1e-5,
+def canonicalize(lattice: Any, frac: ArrayLike | None = None, species: ArrayLike | None = None, *,
+                 eps: float = 1e-5,
                  frac_eps: float = 1e-8, orientation: Orientation = "parameters",
                  sort: bool = True) -> CanonicalStructure:
     r"""Canonical form of one structure: Niggli lattice, carried and wrapped coordinates, order.
 
     Parameters
     ----------
-    lattice : array_like, shape (3, 3)
-        Rows are the basis vectors a, b, c (Angstrom).
+    lattice : array_like, shape (3, 3), or a structure object
+        Rows are the basis vectors a, b, c (Angstrom).  With ``frac`` and ``species`` omitted: a
+        pymatgen ``Structure``, an ASE ``Atoms``, an spglib cell ``(lattice, positions, numbers)``
+        or any object :func:`latticesym.structure.as_structure` reads.
     frac : array_like, shape (n, 3)
         Fractional coordinates (``n = 0`` is allowed).
     species : array_like, shape (n,)
@@ -270,6 +307,12 @@ def canonicalize(lattice: ArrayLike, frac: ArrayLike, species: ArrayLike, *, eps
     >>> r.transform.tolist(), r.frac.tolist(), r.lattice.tolist()
     ([[1, 0, 0], [-1000, 1, 0], [0, 0, 1]], [[0.5, 0.0, 0.0]], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     """
+    if frac is None and species is None:
+        from latticesym.structure._adapters import as_structure
+
+        lattice, frac, species = as_structure(lattice)
+    elif frac is None or species is None:
+        raise LatticeShapeError("give lattice, frac and species, or one structure object alone")
     lat = check_lattices(lattice, batched=False)
     f_in = check_frac(frac)
     try:
