@@ -15,6 +15,7 @@ __all__ = [
     "LatticeError",
     "LatticeShapeError",
     "MatchBudgetError",
+    "MetricsBaselineError",
     "NonFiniteLatticeError",
     "NotExactError",
     "PrecisionError",
@@ -107,4 +108,12 @@ class MatchBudgetError(LatticeError):
 
     Raised by :func:`latticesym.structure.match` instead of running for minutes on a degenerate
     pair (a needle-like cell with thousands of lattice vectors in the search sphere, ...).
+    """
+
+
+class MetricsBaselineError(LatticeError):
+    """A CSP-metrics gate baseline is malformed, or was written with other settings than this run.
+
+    Raised by :func:`latticesym.structure.load_metrics_baseline` and the metrics gate; the message
+    names the file, the field and the values.
     """
