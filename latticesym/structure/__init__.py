@@ -6,6 +6,9 @@ Public surface
 - :func:`canonicalize_batch`: a ragged DiffCSP-style batch ``(lattices, frac, species, n_atoms)``
   with one batched Niggli reduction.
 - :class:`CanonicalStructure`, :class:`CanonicalBatch`: the frozen results.
+- :func:`csp_metrics`: match rate and RMSE as DiffCSP computes them, best of ``k``, basis-free
+  lattice errors (also ``latticesym.metrics.csp_metrics``); :func:`assert_csp_metrics` and
+  ``latticesym gate --metrics``: the regression gate on them.
 
 Implementation: ``_layout`` (input checks, ragged layout), ``_frame`` (the rotation-free
 parameters frame from the Gram matrix), ``_canonical`` (the canonical form).  See
@@ -29,25 +32,57 @@ from latticesym.structure._canonical import (
     canonicalize,
     canonicalize_batch,
 )
+from latticesym.structure._gate_metrics import (
+    MetricsGateResult,
+    MetricsRegressionError,
+    assert_csp_metrics,
+    compare_metrics,
+    load_metrics_baseline,
+    load_predictions,
+    load_references,
+    write_metrics_baseline,
+)
 from latticesym.structure._match import MatchBatch, MatchResult, match, match_batch
 from latticesym.structure._match_reference import ReferenceResult, reference_match
+from latticesym.structure._metrics import (
+    CSPMetrics,
+    LatticeErrors,
+    csp_metrics,
+    lattice_errors,
+    ragged_to_structures,
+    structure_validity,
+)
 
 __all__ = [
+    "CSPMetrics",
     "CanonicalBatch",
     "CanonicalStructure",
+    "LatticeErrors",
     "MatchBatch",
     "MatchResult",
+    "MetricsGateResult",
+    "MetricsRegressionError",
     "RaggedBatch",
     "ReferenceResult",
     "StructureAdapterError",
     "as_batch",
     "as_structure",
+    "assert_csp_metrics",
     "canonicalize",
     "canonicalize_batch",
+    "compare_metrics",
+    "csp_metrics",
+    "lattice_errors",
+    "load_metrics_baseline",
+    "load_predictions",
+    "load_references",
     "match",
     "match_batch",
+    "ragged_to_structures",
     "reference_match",
     "split_batch",
+    "structure_validity",
     "to_diffcsp_batch",
     "to_structure",
+    "write_metrics_baseline",
 ]

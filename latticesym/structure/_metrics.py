@@ -211,6 +211,8 @@ def _prepare(x: Any, what: str, *, strict: bool) -> _Prepared:
     from latticesym import niggli_reduce
 
     nan6 = np.full(6, np.nan)
+    if x is None and not strict:  # no prediction for this reference (e.g. a CIF file left out)
+        return _Prepared(False, "missing", nan6, None)
     try:
         L, f, z = _cell(x, what)
     except LatticeError:
