@@ -11,12 +11,18 @@ Public surface
 - :mod:`latticesym.reference`: the exact-arithmetic oracle.
 - :mod:`latticesym.groups`, :mod:`latticesym.strategies`: GL(3,Z) samplers, hypothesis strategies.
 - :mod:`latticesym.testing`: invariance checks for other repositories' tests.
+- :func:`match` (:func:`latticesym.structure.match`): StructureMatcher-semantics structure matching;
+  ``latticesym.metrics``: CSP match rate / RMSE (``latticesym.metrics.csp_metrics``).
 - :mod:`latticesym.torch`: batched torch reducer and proxy losses (optional extra; never
   imported from here).
 """
 
 from __future__ import annotations
 
+import importlib as _importlib
+import importlib.abc as _importlib_abc
+import importlib.util as _importlib_util
+import sys as _sys
 from typing import TYPE_CHECKING, Any
 
 from latticesym import metric
@@ -63,7 +69,9 @@ __all__ = [
     "gram",
     "is_niggli_reduced",
     "lattice_from_parameters",
+    "match",
     "metric",
+    "metrics",
     "mp_niggli_reduce",
     "niggli_reduce",
     "volume",
@@ -72,6 +80,33 @@ __all__ = [
 
 _LAZY = {"niggli_reduce", "is_niggli_reduced", "NiggliResult", "mp_niggli_reduce", "ReduceStatus", "Arithmetic",
          "warmup"}
+
+# ``latticesym.metrics`` is the CSP-metrics module ``latticesym.structure._metrics`` under a public
+# name: both ``import latticesym.metrics`` and ``latticesym.metrics.csp_metrics`` work, and neither
+# ``import latticesym`` nor this finder imports it before it is asked for.
+_MODULE_ALIASES = {"latticesym.metrics": "latticesym.structure._metrics"}
+
+
+class _AliasLoader(_importlib_abc.Loader):
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def create_module(self, spec: Any) -> Any:
+        return _importlib.import_module(self.target)
+
+    def exec_module(self, module: Any) -> None:  # already executed by create_module
+        pass
+
+
+class _AliasFinder(_importlib_abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in _MODULE_ALIASES:
+            return None
+        return _importlib_util.spec_from_loader(fullname, _AliasLoader(_MODULE_ALIASES[fullname]))
+
+
+if not any(isinstance(f, _AliasFinder) for f in _sys.meta_path):
+    _sys.meta_path.append(_AliasFinder())
 
 
 def __getattr__(name: str) -> Any:
@@ -82,4 +117,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(_reduce, name)
         globals()[name] = value
         return value
+    if name == "match":  # the structure matcher (latticesym.structure.match)
+        from latticesym.structure import match
+
+        globals()[name] = match
+        return match
+    if name == "metrics":
+        return _importlib.import_module("latticesym.metrics")
     raise AttributeError(f"module 'latticesym' has no attribute {name!r}")
