@@ -219,6 +219,13 @@ def _show_flagged(report: Any, k: int) -> None:
 def _cmd_gate(args: argparse.Namespace) -> int:
     from latticesym import gate
 
+    if args.metrics:  # CSP match rate / RMSE against a baseline (latticesym.structure._gate_metrics)
+        from latticesym.structure._gate_metrics import cli_gate
+
+        return cli_gate(args)
+    if args.function is None or not args.structures:
+        print("gate: needs MODULE:FUNCTION and --structures (or --metrics)", file=sys.stderr)
+        return 2
     fn = gate.load_function(args.function)
     structures = _read(args, args.structures)
     if not structures:
@@ -522,14 +529,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="invariance errors of MODULE:FUNCTION over a dataset, against a baseline",
         description="Exit 1 when an invariance error exceeds the tolerance or regresses past the baseline.",
     )
-    p.add_argument("function", metavar="MODULE:FUNCTION", help="fn(lattice, frac_coords, species)")
+    p.add_argument("function", nargs="?", metavar="MODULE:FUNCTION", help="fn(lattice, frac_coords, species)")
     p.add_argument(
         "--structures",
         nargs="+",
-        required=True,
         metavar="DATA",
-        help="files, folders, bundled:NAME, shared:PATH",
+        help="files, folders, bundled:NAME, shared:PATH (required without --metrics)",
     )
+    m = p.add_argument_group("CSP metrics gate (--metrics): match rate and RMSE against a baseline")
+    m.add_argument("--metrics", action="store_true", help="gate a model's predictions instead of a function")
+    m.add_argument("--predictions", metavar="P", help=".npz / .pt of DiffCSP-style arrays, or a folder of CIFs")
+    m.add_argument("--references", nargs="+", metavar="R", help="CSV (cif column), CIFs, folders, bundled:NAME, .npz")
+    m.add_argument("--margin-match", type=float, default=0.01, help="allowed drop of the match rate (default 0.01)")
+    m.add_argument("--margin-rmse", type=float, default=0.005, help="allowed rise of the RMSE (default 0.005)")
+    m.add_argument("-k", type=int, default=None, help="best of the first k samples (default: the baseline's)")
+    m.add_argument("--ltol", type=float, default=None, help="StructureMatcher ltol (default 0.3)")
+    m.add_argument("--stol", type=float, default=None, help="StructureMatcher stol (default 0.5)")
+    m.add_argument("--angle-tol", type=float, default=None, help="StructureMatcher angle_tol (default 10)")
+    m.add_argument("--workers", type=int, default=1, help="matcher processes (default 1)")
     p.add_argument("--baseline", metavar="FILE", help="baseline JSON to compare with (or to write)")
     p.add_argument("--write-baseline", action="store_true", help="store this run's errors as the baseline")
     p.add_argument(
