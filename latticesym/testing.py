@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -207,24 +208,69 @@ def random_rotations(n: int, *, rng: Any = None) -> NDArray[np.float64]:
     return np.asarray(random_rotation(n, rng=np.random.default_rng(rng)), dtype=np.float64).reshape(n, 3, 3)
 
 
+def _real_array(x: Any, name: str) -> NDArray[Any]:
+    """``np.asarray(x)`` of real numbers: ragged input is a :class:`LatticeShapeError`, strings,
+    complex numbers, ``None`` and other non-numbers a ``TypeError`` (both name the input)."""
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested sequences
+        raise LatticeShapeError(f"{name} is a ragged sequence ({exc})") from exc
+    if arr.dtype.kind in "biuf":
+        return arr
+    if arr.dtype.kind == "O" and all(isinstance(v, Real) for v in arr.reshape(-1).tolist()):
+        return arr
+    raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}: {_short(arr)}")
+
+
+def _short(a: Any) -> str:
+    text = np.array2string(np.asarray(a), threshold=12, edgeitems=2)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _as_float64(x: Any, name: str) -> NDArray[np.float64]:
+    arr = _real_array(x, name)
+    try:
+        return arr.astype(np.float64)
+    except OverflowError as exc:  # Python ints beyond float64
+        raise NonFiniteLatticeError(f"{name} has entries beyond the float64 range: {_short(arr)}") from exc
+
+
 def integer_inverse(transform: ArrayLike) -> NDArray[np.int64]:
     """Exact inverse of a unimodular integer matrix (the adjugate times ``det = ±1``).
 
+    The adjugate and the determinant are computed with Python integers, so entries up to the
+    int64 range give the exact inverse (or a typed error when the inverse leaves int64).
+
     Raises
     ------
-    ValueError
-        If the matrix is not integral or its determinant is not ±1.
+    LatticeShapeError
+        If the input is not a 3x3 matrix (or ragged), or not integral.
+    LatticeError
+        If its determinant is not ±1, or its inverse does not fit int64.
+    TypeError
+        If the entries are not real numbers (strings, complex, ``None``).
 
     Examples
     --------
     >>> integer_inverse([[1, 2, 0], [0, 1, 0], [0, 0, 1]]).tolist()
     [[1, -2, 0], [0, 1, 0], [0, 0, 1]]
     """
-    m = np.asarray(transform)
-    mi = np.rint(m).astype(np.int64) if m.dtype.kind == "f" else m.astype(np.int64)
-    if m.shape != (3, 3) or not np.array_equal(mi, m):
-        raise LatticeShapeError(f"transform must be a 3x3 integer matrix, got {m!r}")
-    (a, b, c), (d, e, f), (g, h, i) = mi.tolist()
+    m = _real_array(transform, "transform")
+    if m.shape != (3, 3):
+        raise LatticeShapeError(f"transform must be a 3x3 integer matrix, got shape {m.shape}")
+    rows: list[list[int]] = []
+    for row in m.tolist():
+        ints = []
+        for v in row:
+            try:
+                iv = int(v)
+            except (ValueError, OverflowError):  # NaN, inf
+                iv = None
+            if iv is None or iv != v:
+                raise LatticeShapeError(f"transform must be a 3x3 integer matrix, got {_short(m)}")
+            ints.append(iv)
+        rows.append(ints)
+    (a, b, c), (d, e, f), (g, h, i) = rows
     adj = [
         [e * i - f * h, c * h - b * i, b * f - c * e],
         [f * g - d * i, a * i - c * g, c * d - a * f],
@@ -233,6 +279,9 @@ def integer_inverse(transform: ArrayLike) -> NDArray[np.int64]:
     det = a * adj[0][0] + b * adj[1][0] + c * adj[2][0]
     if det not in (1, -1):
         raise LatticeError(f"transform must have determinant +1 or -1, got {det}")
+    top = max(abs(v) for r in adj for v in r)
+    if top > np.iinfo(np.int64).max:
+        raise LatticeError(f"the inverse of transform has an entry {top} beyond int64: {rows}")
     return np.array(adj, dtype=np.int64) * det
 
 
@@ -250,16 +299,23 @@ def wrap_frac(frac_coords: ArrayLike, *, eps: float = 1e-10) -> NDArray[np.float
         into 1.0).  ``eps=0`` wraps without snapping (values equal to 1.0 after rounding
         still map to 0).
 
+    Raises
+    ------
+    LatticeShapeError
+        If ``frac_coords`` is a ragged sequence.
+    TypeError
+        If its entries are not real numbers.
+
     Examples
     --------
     >>> wrap_frac([1.25, -0.25, 0.9999999999999998, -1e-17]).tolist()
     [0.25, 0.75, 0.0, 0.0]
     """
-    x = np.asarray(frac_coords, dtype=np.float64)
+    x = _as_float64(frac_coords, "frac_coords")
     if eps > 0:
         r = np.rint(x)
         x = np.where(np.abs(x - r) <= eps, r, x)
-    y = x - np.floor(x)
+    y = np.asarray(x - np.floor(x))
     y[y >= 1.0] = 0.0
     return y
 
@@ -298,6 +354,15 @@ def transform_structure(
     wrap_eps : float
         Snapping tolerance of :func:`wrap_frac`.
 
+    Raises
+    ------
+    LatticeShapeError
+        If an argument has the wrong shape (or is ragged), or ``transform`` is not integral.
+    LatticeError
+        If ``det transform != ±1``, or ``permutation`` is not a permutation of the atoms.
+    TypeError
+        If an argument is not real numbers.
+
     Examples
     --------
     >>> M = [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
@@ -305,23 +370,43 @@ def transform_structure(
     >>> L2.tolist(), f2.tolist()
     ([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[0.25, 0.25, 0.0]])
     """
-    L = np.asarray(lattice, dtype=np.float64)
-    f = np.asarray(frac_coords, dtype=np.float64).reshape(-1, 3)
-    M = np.asarray(transform)
-    Minv = integer_inverse(M)
-    L2 = M.astype(np.float64) @ L
+    L = _as_float64(lattice, "lattice")
+    if L.shape != (3, 3):
+        raise LatticeShapeError(f"lattice must have shape (3, 3), got {L.shape}")
+    f = _as_float64(frac_coords, "frac_coords")
+    if f.ndim not in (1, 2) or f.shape[-1] != 3:
+        raise LatticeShapeError(f"frac_coords must have shape (n, 3), got {f.shape}")
+    f = f.reshape(-1, 3)
+    Minv = integer_inverse(transform)
+    L2 = _as_float64(transform, "transform") @ L
     if rotation is not None:
-        L2 = L2 @ np.asarray(rotation, dtype=np.float64).T
+        Q = _as_float64(rotation, "rotation")
+        if Q.shape != (3, 3):
+            raise LatticeShapeError(f"rotation must have shape (3, 3), got {Q.shape}")
+        L2 = L2 @ Q.T
     f2 = f @ Minv.astype(np.float64)
     if wrap:
         f2 = wrap_frac(f2, eps=wrap_eps)
     s2 = species
     if permutation is not None:
-        p = np.asarray(permutation, dtype=np.int64)
+        p = _real_array(permutation, "permutation")
+        n = f2.shape[0]
+        if p.shape != (n,) or sorted(p.tolist()) != list(range(n)):
+            raise LatticeError(f"permutation must be a permutation of range({n}), got {_short(p)}")
+        p = p.astype(np.int64)
+        try:
+            n_species = len(species)
+        except TypeError as exc:
+            raise TypeError(f"species must be a sequence to permute, got {type(species).__name__}") from exc
+        if n_species != n:
+            raise LatticeShapeError(f"{n_species} species for {n} atoms")
         f2 = f2[p]
         s2 = _permute_species(species, p)
     if shifts is not None:
-        f2 = f2 + np.asarray(shifts, dtype=np.float64).reshape(f2.shape)
+        sh = _as_float64(shifts, "shifts")
+        if sh.size != f2.size:
+            raise LatticeShapeError(f"shifts must have shape {f2.shape}, got {sh.shape}")
+        f2 = f2 + sh.reshape(f2.shape)
     return L2, f2, s2
 
 

@@ -70,10 +70,57 @@ def test_random_unimodular_max_entry_zero_raises_a_lattice_error() -> None:
 
 
 def test_integer_inverse_of_a_non_integer_matrix_raises_a_lattice_error() -> None:
+    from latticesym.errors import LatticeShapeError
     from latticesym.testing import integer_inverse
 
-    with pytest.raises(LatticeError):
+    with pytest.raises(LatticeShapeError, match=r"3x3 integer matrix, got \[\[0\.5"):
         integer_inverse(np.eye(3) * 0.5)
+    # were plain ValueErrors: int() of strings, ragged rows; NaN / inf entries
+    with pytest.raises(TypeError, match=r"transform must be real numbers, got dtype <U7: 'lattice'"):
+        integer_inverse("lattice")
+    with pytest.raises(TypeError, match="got dtype <U21"):
+        integer_inverse([[1, 0, 0], [0, 1, 0], [0, 0, "x"]])
+    with pytest.raises(LatticeShapeError, match="transform is a ragged sequence"):
+        integer_inverse([[1.0, 0.0], [0.0, 1.0, 0.0], [0, 0, 1]])
+    with pytest.raises(LatticeShapeError, match="nan"):
+        integer_inverse([[np.nan, 0, 0], [0, 1, 0], [0, 0, 1]])
+    with pytest.raises(LatticeError, match=r"entry 21267647932558653966460912964485513216 beyond int64"):
+        integer_inverse([[1, 2**62, 0], [0, 1, 2**62], [0, 0, 1]])
+    # big exact ints in an object array are fine while the inverse fits int64
+    assert integer_inverse(np.array([[1, 10**12, 0], [0, 1, 0], [0, 0, 1]], dtype=object))[0, 1] == -10**12
+
+
+def test_wrap_frac_and_transform_structure_raise_typed_errors() -> None:
+    # were plain ValueErrors from numpy (string conversion, ragged rows, matmul shapes)
+    from latticesym.errors import LatticeShapeError, NonFiniteLatticeError
+    from latticesym.testing import transform_structure, wrap_frac
+
+    with pytest.raises(TypeError, match="frac_coords must be real numbers"):
+        wrap_frac([[1, 0, 0], [0, 1, 0], [0, 0, "x"]])
+    with pytest.raises(LatticeShapeError, match="frac_coords is a ragged sequence"):
+        wrap_frac([[1.0, 0.0], [0.0, 1.0, 0.0]])
+    with pytest.raises(NonFiniteLatticeError, match="beyond the float64 range"):
+        wrap_frac(np.array([10**400], dtype=object))
+    assert wrap_frac(1.25).tolist() == 0.25  # 0-d input
+    f, s, M = np.zeros((2, 3)), [1, 8], np.eye(3, dtype=int)
+    with pytest.raises(LatticeShapeError, match=r"lattice must have shape \(3, 3\), got \(0,\)"):
+        transform_structure([], f, s, M)
+    with pytest.raises(LatticeShapeError, match=r"got \(\)"):
+        transform_structure(np.array(1.6), f, s, M)
+    with pytest.raises(TypeError, match="lattice must be real numbers"):
+        transform_structure("lattice", f, s, M)
+    with pytest.raises(LatticeShapeError, match=r"frac_coords must have shape \(n, 3\), got \(2, 2\)"):
+        transform_structure(np.eye(3), np.zeros((2, 2)), s, M)
+    with pytest.raises(LatticeShapeError, match="3x3 integer matrix"):
+        transform_structure(np.eye(3), f, s, np.full((3, 3), np.inf))
+    with pytest.raises(LatticeError, match=r"permutation of range\(2\), got \[0 0\]"):
+        transform_structure(np.eye(3), f, s, M, permutation=[0, 0])
+    with pytest.raises(LatticeShapeError, match="3 species for 2 atoms"):
+        transform_structure(np.eye(3), f, [1, 8, 8], M, permutation=[1, 0])
+    with pytest.raises(LatticeShapeError, match=r"shifts must have shape \(2, 3\), got \(3,\)"):
+        transform_structure(np.eye(3), f, s, M, shifts=[1, 0, 0])
+    with pytest.raises(LatticeShapeError, match=r"rotation must have shape \(3, 3\)"):
+        transform_structure(np.eye(3), f, s, M, rotation=np.eye(2))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])
