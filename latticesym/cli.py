@@ -7,6 +7,7 @@ Subcommands
             duplicates up to a change of basis (serial, worker processes, or Dask).
 ``gate``    Invariance errors of ``MODULE:FUNCTION`` over a dataset against a baseline (CI gate).
 ``stress``  The stress families through latticesym's reducer and every installed peer reducer.
+``canonicalize``  Canonical structures (Niggli cell, carried atoms) of CIF / POSCAR / extxyz files.
 ``demo``    ``audit`` + ``stress`` on the cells bundled with the package (what ``make demo`` runs).
 
 Run ``latticesym SUBCOMMAND --help`` for the options.  Exit status: 0 success, 1 a gate or
@@ -34,6 +35,7 @@ EXAMPLES = """examples:
   latticesym audit ../shared/data/cdvae_carbon_24_test.csv --dask-local --json audit.json
   latticesym gate featurizer:featurize --structures bundled:carbon_24 --limit 20 --baseline baseline.json
   latticesym stress -n 20 --peers spglib,gemmi
+  latticesym canonicalize ../shared/data/spglib/poscars canonical/ --format cif
   latticesym demo
 """
 
@@ -432,6 +434,13 @@ def _cmd_stress(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- canonicalize
+def _cmd_canonicalize(args: argparse.Namespace) -> int:
+    from latticesym.structure._convert import run_cli
+
+    return run_cli(args)
+
+
 # --------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
     from latticesym import datasets
@@ -591,6 +600,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_stress)
+
+    p = sub.add_parser(
+        "canonicalize",
+        help="canonicalize CIF / POSCAR / extxyz files or folders (Niggli cell, carried atoms, canonical order)",
+        description="Read each input through pymatgen / ASE, bring every structure to its canonical form "
+        "(latticesym.structure.canonicalize_batch) and write it below OUT; print a summary table "
+        "(structures, cells changed, boundary cells, failures with reasons). Exit 1 if a structure failed.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="files (CIF, POSCAR, extxyz, CDVAE CSV) or folders")
+    p.add_argument("output", metavar="OUT", help="output file (one input file) or folder")
+    p.add_argument("--format", choices=["same", "cif", "poscar", "extxyz", "csv"], default="same")
+    p.add_argument("--parser", choices=["pymatgen", "ase", "auto"], default="pymatgen", help="CIF/POSCAR reader")
+    p.add_argument("--eps", type=float, default=1e-5, help="relative tolerance of the reducer (default 1e-5)")
+    p.add_argument("--frac-eps", type=float, default=1e-8, help="wrap coordinates >= 1 - this to 0 (default 1e-8)")
+    p.add_argument("--orientation", choices=["parameters", "keep"], default="parameters")
+    p.add_argument("--no-sort", action="store_true", help="keep the input atom order")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON (- for stdout, no table)")
+    p.add_argument("--show-failures", type=int, default=20, metavar="K", help="list the first K failures")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_canonicalize)
 
     p = sub.add_parser("demo", help="audit + stress on the bundled cells (make demo)")
     p.add_argument("-n", type=int, default=8, help="lattices per stress family (default 8)")

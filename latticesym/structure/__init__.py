@@ -32,6 +32,7 @@ from latticesym.structure._canonical import (
     canonicalize,
     canonicalize_batch,
 )
+from latticesym.structure._convert import ConversionReport, FileConversion, canonicalize_files
 from latticesym.structure._gate_metrics import (
     MetricsGateResult,
     MetricsRegressionError,
@@ -57,6 +58,8 @@ __all__ = [
     "CSPMetrics",
     "CanonicalBatch",
     "CanonicalStructure",
+    "ConversionReport",
+    "FileConversion",
     "LatticeErrors",
     "MatchBatch",
     "MatchResult",
@@ -70,6 +73,7 @@ __all__ = [
     "assert_csp_metrics",
     "canonicalize",
     "canonicalize_batch",
+    "canonicalize_files",
     "compare_metrics",
     "csp_metrics",
     "lattice_errors",
