@@ -19,7 +19,7 @@ stay lower bounds *after rounding* because the residual is accumulated in exactl
 identity) is sorted lexicographically by rows, it is a three-level trie; a subtree whose bound
 is not below the best residual found so far cannot contain a strictly smaller residual, and is
 skipped.  The result is the *same* first minimiser as the exhaustive search with the same
-arithmetic.  A cell far from every boundary (its diagonal entries :math:`A < B < C` separated by
+arithmetic (proved and checked in ``proofs/11_gram_pruning.md``).  A cell far from every boundary (its diagonal entries :math:`A < B < C` separated by
 more than the current distance, and the rows :math:`(x_1, \pm 1, 0)`, :math:`(x_1, x_2, \pm 1)`
 longer than :math:`B`, :math:`C` by as much) visits a handful of nodes: only the identity's
 branch survives.

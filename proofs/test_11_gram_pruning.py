@@ -1,0 +1,341 @@
+"""Proof 11: the pruned candidate search of the Gram-space loss returns the exhaustive minimiser.
+
+See ``proofs/11_gram_pruning.md``.  The residual ``||M G_p M^T - G_t||_F^2`` is a sum of squares whose
+first three (diagonal) terms depend on one row of ``M`` each; their partial sums are lower bounds that
+only depend on the first rows, so a trie of S by rows can be pruned against the best residual so far
+without changing the first minimiser.  Checked here on the shipped expressions
+(``latticesym.torch._gram_search``): symbolically (sympy), in float64 (rounding keeps the bounds), and
+with an exact-arithmetic walk over the shipped trie against the exhaustive search; two wrong bounds are
+caught.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from latticesym.torch import _gram_search as gs
+
+from ._exact import g6_of_gram, gram_of_g6, is_niggli_reduced, niggli_reduce_gram
+
+Bound = Callable[[Sequence[Fraction]], Fraction]
+
+
+# --------------------------------------------------------------------------- item 1: sum of squares
+def _sym_gram(v: Sequence[sp.Expr]) -> sp.Matrix:
+    A, B, C, xi, eta, zeta = v
+    h = sp.Rational(1, 2)
+    return sp.Matrix([[A, zeta * h, eta * h], [zeta * h, B, xi * h], [eta * h, xi * h, C]])
+
+
+def _rational(expr: object) -> sp.Expr:
+    """The shipped expressions carry the float constants 0.5 and 2.0: read them as 1/2 and 2."""
+    return sp.nsimplify(expr, rational=True)
+
+
+@pytest.mark.proof
+def test_residual_is_the_frobenius_norm_as_a_sum_of_row_squares() -> None:
+    g = sp.symbols("A B C xi eta zeta", real=True)
+    gt = sp.symbols("A_t B_t C_t xi_t eta_t zeta_t", real=True)
+    m = sp.symbols("m0:9", real=True)
+    M = sp.Matrix(3, 3, m)
+    X = M * _sym_gram(g) * M.T
+    D = X - _sym_gram(gt)
+    for i in range(3):
+        for j in range(3):  # the bilinear form is (M G M^T)_ij
+            assert sp.expand(_rational(gs.form(*g, *m[3 * i:3 * i + 3], *m[3 * j:3 * j + 3])) - X[i, j]) == 0
+    for k in range(3):  # t_k = (q(m_k) - G_t,kk)^2 = D_kk^2, a function of row k alone
+        q = gs.form(*g, *m[3 * k:3 * k + 3], *m[3 * k:3 * k + 3])
+        t_k = _rational(gs.diag_term(q, gt[k]))
+        assert sp.expand(t_k - D[k, k] ** 2) == 0
+        assert t_k.free_symbols <= set(g) | {gt[k]} | set(m[3 * k:3 * k + 3])
+    assert sp.expand(_rational(gs.off_terms(g, gt, m)) - 2 * (D[0, 1] ** 2 + D[0, 2] ** 2 + D[1, 2] ** 2)) == 0
+    frob = sum(D[i, j] ** 2 for i in range(3) for j in range(3))
+    assert sp.expand(_rational(gs.residual(g, gt, m)) - frob) == 0
+
+
+# --------------------------------------------------------------------------- item 2: float partial sums
+@pytest.mark.proof
+def test_float_partial_sums_never_exceed_the_computed_residual() -> None:
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    mats = gs.trie().mats.reshape(-1, 9)
+    n = 2000
+    g = rng.uniform(-1.0, 1.0, (n, 6)) * np.array([1, 1, 1, 2, 2, 2]) + np.array([1.0, 1.2, 1.5, 0, 0, 0])
+    gt = g + rng.normal(0.0, 10.0 ** rng.uniform(-8, 0, (n, 1)), (n, 6))
+    gcol = tuple(g[:, k, None] for k in range(6))
+    tcol = tuple(gt[:, k, None] for k in range(6))
+    m = tuple(mats[None, :, k] for k in range(9))
+    bounds = []
+    acc = None
+    for k in range(3):  # the shipped accumulation order: r = ((t_1 + t_2) + t_3) + off
+        mk = m[3 * k:3 * k + 3]
+        t = gs.diag_term(gs.form(*gcol, *mk, *mk), tcol[k])
+        assert (t >= 0).all()
+        acc = t if acc is None else acc + t
+        bounds.append(acc)
+    r = gs.residual(gcol, tcol, m)
+    assert np.array_equal(r, bounds[2] + gs.off_terms(gcol, tcol, m))  # the same float operations
+    assert (bounds[0] <= bounds[1]).all() and (bounds[1] <= bounds[2]).all() and (bounds[2] <= r).all()
+
+
+# --------------------------------------------------------------------------- item 3: exact walk
+def _right_bound(ds: Sequence[Fraction]) -> Fraction:
+    return sum((d * d for d in ds), Fraction(0))
+
+
+def _no_square(ds: Sequence[Fraction]) -> Fraction:
+    """Wrong: drops the square, so a term may be negative or exceed its square (|d| < 1)."""
+    return sum(ds, Fraction(0))
+
+
+def _absolute(ds: Sequence[Fraction]) -> Fraction:
+    """Wrong: |d| for d^2 exceeds the square whenever |d| < 1 (the scaled residuals near a boundary)."""
+    return sum((abs(d) for d in ds), Fraction(0))
+
+
+def _merged_squares(ds: Sequence[Fraction]) -> Fraction:
+    """Wrong: (d_1 + d_2)^2 for d_1^2 + d_2^2 adds the cross term 2 d_1 d_2 of either sign."""
+    if len(ds) == 1:
+        return ds[0] * ds[0]
+    return (ds[0] + ds[1]) ** 2 + sum((d * d for d in ds[2:]), Fraction(0))
+
+
+class _Pair:
+    """A reduced prediction and target (G6, exact), scaled by s = tr G_t / 3 like the kernel."""
+
+    def __init__(self, name: str, g6_p: Sequence[Fraction], g6_t: Sequence[Fraction]) -> None:
+        s = Fraction(g6_t[0] + g6_t[1] + g6_t[2]) / 3
+        self.name = name
+        self.Gp = gram_of_g6([Fraction(x) / s for x in g6_p])
+        self.Gt = gram_of_g6([Fraction(x) / s for x in g6_t])
+        self._memo: dict[tuple[tuple[int, ...], tuple[int, ...]], Fraction] = {}
+
+    def bil(self, u: tuple[int, ...], v: tuple[int, ...]) -> Fraction:
+        key = (u, v)
+        if key not in self._memo:
+            self._memo[key] = sum((u[i] * self.Gp[i][j] * v[j] for i in range(3) for j in range(3)), Fraction(0))
+        return self._memo[key]
+
+    def ds(self, rows: Sequence[tuple[int, ...]]) -> list[Fraction]:
+        return [self.bil(r, r) - self.Gt[k][k] for k, r in enumerate(rows)]
+
+    def residual(self, rows: Sequence[tuple[int, ...]]) -> Fraction:
+        d = self.ds(rows)
+        off = sum(((self.bil(rows[i], rows[j]) - self.Gt[i][j]) ** 2 for i, j in ((0, 1), (0, 2), (1, 2))),
+                  Fraction(0))
+        return _right_bound(d) + 2 * off
+
+
+def _rows(mat: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(x) for x in row) for row in np.asarray(mat).reshape(3, 3))
+
+
+E = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+
+
+def _exhaustive(pair: _Pair, mats: np.ndarray) -> int:
+    best, best_i = None, -1
+    for i, mat in enumerate(mats):
+        r = pair.residual(_rows(mat))
+        if best is None or r < best:
+            best, best_i = r, i
+    return best_i
+
+
+def _walk(pair: _Pair, tr: gs.SearchTrie, bound: Bound = _right_bound,
+          evaluated: list[int] | None = None) -> int:
+    """``_gram_search._best`` in exact arithmetic, over the shipped trie, with a pluggable bound."""
+    rows = [_rows(np.concatenate([r, r, r]))[0] for r in tr.rows]
+    best, best_i = pair.residual(E), 0
+    for a in range(len(tr.l1_row)):
+        r0 = rows[tr.l1_row[a]]
+        if not bound(pair.ds([r0])) < best:
+            continue
+        for b in range(tr.l1_lo[a], tr.l1_hi[a]):
+            r1 = rows[tr.l2_row[b]]
+            if not bound(pair.ds([r0, r1])) < best:
+                continue
+            for c in range(tr.l2_lo[b], tr.l2_hi[b]):
+                r2 = rows[tr.c_row[c]]
+                if not bound(pair.ds([r0, r1, r2])) < best:
+                    continue
+                if evaluated is not None:
+                    evaluated.append(int(tr.c_idx[c]))
+                r = pair.residual((r0, r1, r2))
+                if r < best:
+                    best, best_i = r, int(tr.c_idx[c])
+    return best_i
+
+
+def _walk_automorphisms(pair: _Pair, tr: gs.SearchTrie, tol: Fraction) -> list[int]:
+    """``_gram_search._automorphisms`` in exact arithmetic on the target against itself."""
+    target = _Pair("t", g6_of_gram(pair.Gt), g6_of_gram(pair.Gt))
+    rows = [_rows(np.concatenate([r, r, r]))[0] for r in tr.rows]
+    out = [0] if target.residual(E) <= tol else []
+    for a in range(len(tr.l1_row)):
+        r0 = rows[tr.l1_row[a]]
+        if not _right_bound(target.ds([r0])) <= tol:
+            continue
+        for b in range(tr.l1_lo[a], tr.l1_hi[a]):
+            r1 = rows[tr.l2_row[b]]
+            if not _right_bound(target.ds([r0, r1])) <= tol:
+                continue
+            for c in range(tr.l2_lo[b], tr.l2_hi[b]):
+                r2 = rows[tr.c_row[c]]
+                if _right_bound(target.ds([r0, r1, r2])) <= tol and target.residual((r0, r1, r2)) <= tol:
+                    out.append(int(tr.c_idx[c]))
+    return out
+
+
+# reduced boundary forms (exact G6) and two generic cells far from every boundary
+BOUNDARY = {
+    "cubic": (1, 1, 1, 0, 0, 0),
+    "hexagonal": (1, 1, 2, 0, 0, -1),
+    "fcc": (1, 1, 1, 1, 1, 1),
+    "bcc": (3, 3, 3, -2, -2, -2),
+    "rhombohedral": (4, 4, 4, 2, 2, 2),
+    "xi = B (A5)": (2, 3, 4, 3, Fraction(1, 2), Fraction(3, 2)),
+    "A+B+xi+eta+zeta = 0 (A8)": (2, 3, 4, Fraction(-5, 2), -1, Fraction(-3, 2)),
+}
+GENERIC = {"generic I": (10, 13, 17, 3, 2, 1), "generic II": (9, 14, 20, -5, -3, -2)}
+
+
+def _reduced(g6: Sequence[object]) -> tuple[Fraction, ...]:
+    _, g, _ = niggli_reduce_gram(gram_of_g6(g6))
+    out = g6_of_gram(g)
+    assert is_niggli_reduced(out)
+    return out
+
+
+def _pairs(forms: dict[str, tuple], per_form: int, size: int, seed: int) -> list[_Pair]:
+    rnd = random.Random(seed)
+    out = []
+    for name, g0 in forms.items():
+        for k in range(per_form):
+            g6_p, g6_t = ([Fraction(x) + Fraction(rnd.randint(-size, size), 1000) for x in g0] for _ in range(2))
+            out.append(_Pair(f"{name} #{k}", _reduced(g6_p), _reduced(g6_t)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tr() -> gs.SearchTrie:
+    pytest.importorskip("torch")
+    return gs.trie()
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list[_Pair]:
+    return _pairs(BOUNDARY, 2, 20, 110) + _pairs(GENERIC, 1, 20, 111)
+
+
+@pytest.mark.proof
+def test_trie_depth_first_order_is_s_order(tr: gs.SearchTrie) -> None:
+    order = [int(tr.c_idx[c]) for a in range(len(tr.l1_row)) for b in range(tr.l1_lo[a], tr.l1_hi[a])
+             for c in range(tr.l2_lo[b], tr.l2_hi[b])]
+    assert order == list(range(1, len(tr.mats)))
+    assert _rows(tr.mats[0]) == E
+    for a in range(len(tr.l1_row)):  # each candidate's rows are the trie path's rows
+        for b in range(tr.l1_lo[a], tr.l1_hi[a]):
+            for c in range(tr.l2_lo[b], tr.l2_hi[b]):
+                path = np.stack([tr.rows[tr.l1_row[a]], tr.rows[tr.l2_row[b]], tr.rows[tr.c_row[c]]])
+                assert np.array_equal(path, tr.mats[tr.c_idx[c]])
+
+
+@pytest.mark.proof
+def test_pruned_walk_returns_the_exhaustive_first_minimiser(tr: gs.SearchTrie, pairs: list[_Pair]) -> None:
+    non_identity = 0
+    for pair in pairs:
+        got = _walk(pair, tr)
+        assert got == _exhaustive(pair, tr.mats), pair.name
+        non_identity += got != 0
+    assert non_identity >= 3  # the pairs straddle boundaries: the search is not trivially the identity
+
+
+@pytest.mark.proof
+def test_pruned_automorphism_filter_returns_the_exhaustive_set(tr: gs.SearchTrie, pairs: list[_Pair]) -> None:
+    sizes = []
+    for pair in pairs[:6] + [_Pair(n, g, g) for n, g in BOUNDARY.items()]:
+        target = _Pair("t", g6_of_gram(pair.Gt), g6_of_gram(pair.Gt))
+        exhaustive = [i for i, m in enumerate(tr.mats) if target.residual(_rows(m)) <= 0]
+        got = _walk_automorphisms(pair, tr, Fraction(0))
+        assert got == exhaustive, pair.name
+        sizes.append(len(got))
+    assert max(sizes) == 24  # the cubic form: Aut / {+-1} = 48 / 2 in S up to sign
+
+
+# --------------------------------------------------------------------------- item 4: far cells
+@pytest.mark.proof
+def test_margin_step_is_a_polynomial_with_non_negative_coefficients() -> None:
+    # |u| = 2 s + p, |v| = s - w with s = sqrt(delta) >= 0, p >= 0, 0 <= w <= s:
+    # (|u| - |v|)^2 - delta = (s + p + w)^2 - s^2
+    s, p, w = sp.symbols("s p w", nonnegative=True)
+    poly = sp.Poly(sp.expand(((2 * s + p) - (s - w)) ** 2 - s**2), s, p, w)
+    assert all(c >= 0 for c in poly.coeffs())
+    # and the triangle step (u + v)^2 >= (|u| - |v|)^2 for real u, v of either sign
+    for su in (1, -1):
+        for sv in (1, -1):
+            a, b = sp.symbols("a b", nonnegative=True)
+            diff = sp.expand((su * a + sv * b) ** 2 - (a - b) ** 2)
+            assert diff in (0, 4 * a * b)
+
+
+def _margin_holds(pair: _Pair, tr: gs.SearchTrie) -> bool:
+    delta = pair.residual(E)
+    for k in range(3):
+        pos = {_rows(np.concatenate([r] * 3))[0] for r in tr.mats[1:, k]}
+        ek = E[k]
+        minus = tuple(-x for x in ek)
+        for m in pos - {ek, minus}:
+            if (pair.bil(m, m) - pair.Gp[k][k]) ** 2 < 4 * delta:
+                return False
+    return True
+
+
+@pytest.mark.proof
+def test_far_cells_reach_only_sign_changes_and_boundary_cells_more(tr: gs.SearchTrie) -> None:
+    far = _pairs(GENERIC, 3, 20, 112)
+    for pair in far:
+        assert _margin_holds(pair, tr), pair.name
+        seen: list[int] = []
+        assert _walk(pair, tr, evaluated=seen) == 0, pair.name
+        assert all(np.array_equal(np.abs(tr.mats[i]), np.eye(3)) for i in seen), pair.name
+    cubic = _pairs({"cubic": BOUNDARY["cubic"]}, 1, 20, 113)[0]
+    assert not _margin_holds(cubic, tr)
+    seen = []
+    _walk(cubic, tr, evaluated=seen)
+    assert any(not np.array_equal(np.abs(tr.mats[i]), np.eye(3)) for i in seen)
+
+
+# --------------------------------------------------------------------------- broken bounds are caught
+def _lower_bound_violations(bound: Bound, pairs: Sequence[_Pair], mats: np.ndarray) -> int:
+    """Candidates whose bound at some level exceeds their residual (a valid bound has none)."""
+    bad = 0
+    for pair in pairs:
+        for mat in mats:
+            rows = _rows(mat)
+            r = pair.residual(rows)
+            ds = pair.ds(rows)
+            bad += any(bound(ds[:k]) > r for k in (1, 2, 3))
+    return bad
+
+
+@pytest.mark.proof
+@pytest.mark.parametrize("bound", [_no_square, _absolute, _merged_squares],
+                         ids=["no square", "absolute value", "merged squares"])
+def test_a_wrong_bound_fails_the_lower_bound_check(bound: Bound, tr: gs.SearchTrie, pairs: list[_Pair]) -> None:
+    sample = pairs[::3]
+    assert _lower_bound_violations(_right_bound, sample, tr.mats) == 0
+    assert _lower_bound_violations(bound, sample, tr.mats) > 0
+
+
+@pytest.mark.proof
+@pytest.mark.parametrize("bound", [_no_square, _absolute], ids=["no square", "absolute value"])
+def test_a_wrong_bound_changes_the_search_result(bound: Bound, tr: gs.SearchTrie, pairs: list[_Pair]) -> None:
+    wrong = [p.name for p in pairs if _walk(p, tr, bound) != _exhaustive(p, tr.mats)]
+    assert len(wrong) >= 2, "the wrong bound changed (almost) no search result on these pairs"
