@@ -460,6 +460,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(stress_table(result))
     if not peers:
         print("(no peer reducers installed or selected; `pip install latticesym[peers]` adds them)")
+    try:
+        from latticesym.structure._convert import demo_table
+
+        table = demo_table(progress=_progress_enabled(args))
+        print("\n== latticesym canonicalize: bundled structures written as CIF / POSCAR / extxyz files, canonicalized")
+        print(table)
+    except ImportError as exc:
+        print(f"\n(latticesym canonicalize demo skipped: {exc}; `pip install latticesym[structure]`)")
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s")
     if args.json:
         payload = {"audit": json.loads(report.to_json(cells=False)), "stress": result}

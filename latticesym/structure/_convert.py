@@ -46,7 +46,7 @@ import numpy as np
 
 from latticesym.errors import BatchReductionError, LatticeError
 
-__all__ = ["ConversionReport", "FileConversion", "canonicalize_files", "run_cli"]
+__all__ = ["ConversionReport", "FileConversion", "canonicalize_files", "demo_table", "run_cli"]
 
 OutFormat = Literal["same", "cif", "poscar", "extxyz", "csv"]
 _SUFFIX = {"cif": ".cif", "poscar": ".vasp", "extxyz": ".extxyz", "csv": ".csv"}
@@ -350,7 +350,8 @@ def _convert_one(source: Path, root: Path | None, out: Path, fmt: OutFormat, par
     from latticesym import io
 
     in_fmt = io.detect_format(source)
-    record = FileConversion(str(source), in_fmt)
+    label = "extxyz" if in_fmt == "ase" and source.suffix.lower() in (".xyz", ".extxyz") else in_fmt
+    record = FileConversion(str(source), label)
     try:
         out_fmt = _out_format(in_fmt, str(source), fmt)
         if out_fmt == "csv" and in_fmt != "csv":
@@ -434,3 +435,40 @@ def run_cli(args: Any) -> int:
         written = sum(len(f.outputs) for f in report.files)
         print(f"\n{written} file(s) written below {args.output} in {seconds:.1f} s")
     return 1 if report.failures else 0
+
+
+def demo_table(n: int = 100, *, progress: bool = False) -> str:
+    """The ``make demo`` section: the bundled structures written as files, then canonicalized.
+
+    The first ``n`` structures of the bundled perov_5 set go to one multi-block CIF (pymatgen
+    ``CifWriter``), the first ``n`` of carbon_24 to one POSCAR file each (pymatgen ``Poscar``) and
+    the next ``n // 2`` of carbon_24 to an extxyz trajectory (ASE), all in a temporary folder;
+    :func:`canonicalize_files` converts the folder and its summary table is returned.
+
+    Raises
+    ------
+    ImportError
+        Without pymatgen or ASE.
+    """
+    import tempfile
+
+    import ase.io
+    from pymatgen.io.vasp import Poscar
+
+    from latticesym.adapters import to_ase
+    from latticesym.datasets import load_structures
+
+    perov, carbon = load_structures("perov_5")[:n], load_structures("carbon_24")[: n + n // 2]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = Path(tmp) / "bundled"
+        (src / "poscar").mkdir(parents=True)
+        (src / "perov_5.cif").write_text(
+            "".join(_cif_text(_pymatgen(s.lattice, s.frac_coords, s.species), s.id) for s in perov))
+        for k, s in enumerate(carbon[:n]):
+            Poscar(_pymatgen(s.lattice, s.frac_coords, s.species), comment=s.id).write_file(
+                str(src / "poscar" / f"POSCAR-carbon-{k:03d}"))
+        ase.io.write(str(src / "carbon_24.extxyz"), [to_ase(s.lattice, s.frac_coords, s.species) for s in carbon[n:]],
+                     format="extxyz")
+        report = canonicalize_files(src, Path(tmp) / "canonical", progress=progress)
+    return report.table()

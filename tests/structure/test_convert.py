@@ -208,3 +208,12 @@ def test_bad_usage(tmp_path):
     report = canonicalize_files(src, tmp_path / "o")
     assert "no writer for input format" in report.failures[0][2]
     assert canonicalize_files(src, tmp_path / "o", fmt="cif").failures == []
+
+
+def test_demo_table_on_bundled_structures():
+    from latticesym.structure._convert import demo_table
+
+    text = demo_table(n=10)
+    total = next(line for line in text.splitlines() if line.startswith("total")).split()
+    assert total[:3] == ["total", "12", "25"] and total[-1] == "0"  # 1 CIF + 10 POSCARs + 1 extxyz; no failures
+    assert {line.split()[0] for line in text.splitlines()[2:5]} == {"cif", "extxyz", "poscar"}
