@@ -467,17 +467,24 @@ def _fmt(x: float, digits: int) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _aggregate(pair_rms: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.int64]]:
-    """Best of ``k``: per reference the smallest rms over the samples that matched."""
+def _aggregate(
+    pair_rms: NDArray[np.float64], raw_rms: NDArray[np.float64]
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.int64], float]:
+    """DiffCSP's reduction of the ``(k, n)`` pair results: ``(matched, best rms, best sample, RMSE)``.
+
+    Per reference the smallest rms over the samples that matched (``pair_rms`` finite); the RMSE is
+    the mean of those over the matched references only.  (``raw_rms``, the matcher's rms whether
+    below ``stol`` or not, does not enter: it is an argument so that the tests can pass this
+    function's deliberately broken variants the same inputs.)
+    """
+    del raw_rms
+    k, n = pair_rms.shape
     matched = np.any(np.isfinite(pair_rms), axis=0)
     filled = np.where(np.isfinite(pair_rms), pair_rms, np.inf)
-    best = np.argmin(filled, axis=0) if len(pair_rms) else np.zeros(pair_rms.shape[1], np.int64)
-    rms = np.where(matched, np.take_along_axis(filled, best[None], axis=0)[0] if len(pair_rms) else np.inf, np.nan)
-    return matched, rms, np.where(matched, best, -1).astype(np.int64)
-
-
-def _mean_matched(matched: NDArray[np.bool_], rms: NDArray[np.float64]) -> float:
-    return float(np.mean(rms[matched])) if matched.any() else math.nan
+    best = np.argmin(filled, axis=0) if k else np.zeros(n, np.int64)
+    rms = np.where(matched, np.take_along_axis(filled, best[None], axis=0)[0] if k else np.inf, np.nan)
+    rmse = float(np.mean(rms[matched])) if matched.any() else math.nan
+    return matched, rms, np.where(matched, best, -1).astype(np.int64), rmse
 
 
 def csp_metrics(
@@ -599,13 +606,13 @@ def csp_metrics(
                 reasons[j][i] = "matched"
             else:
                 reasons[j][i] = res.reason[t]
-    matched, best_rms, best = _aggregate(pair_rms)
+    matched, best_rms, best, rmse = _aggregate(pair_rms, raw_rms)
     n_matched = int(matched.sum())
     pred_g6 = np.array([[p.g6 for p in row] for row in pred_prep], dtype=np.float64).reshape(kk, n, 6)
     ref_g6 = np.array([p.g6 for p in ref_prep], dtype=np.float64).reshape(n, 6)
     return CSPMetrics(
         match_rate=n_matched / n if n else math.nan,
-        rmse=_mean_matched(matched, best_rms),
+        rmse=rmse,
         n_references=n,
         n_matched=n_matched,
         k=kk,
