@@ -295,10 +295,13 @@ def _from_exact_run(run: _kg.KGRun, data: Any, arith: Arithmetic, e: Fraction) -
         return (_kg.OVERFLOW, arith, t, None, None, run.iterations, _float(e))
     if max(abs(v) for row in t for v in row) >= 2**63 or not all(math.isfinite(v) for v in g6f):
         return (_kg.OVERFLOW, arith, t, None, None, run.iterations, _float(e))
+    if g6f[0] < _kg.G6_MIN or (e != 0 and _float(e) < _kg.NORMAL_MIN):  # underflow, as the float path
+        return (_kg.OVERFLOW, arith, t, None, None, run.iterations, _float(e))
     return (_kg.OK, arith, t, lat, g6f, run.iterations, min(_float(e), _kg.TAU_A * g6f[0]))
 
 
-def _error_for(status: int, index: tuple[int, ...], iterations: int, g6: Any, transform: Any) -> LatticeError:
+def _error_for(status: int, index: tuple[int, ...], iterations: int, g6: Any, transform: Any,
+               amax: float | None = None) -> LatticeError:
     where = f" (lattice {index})" if index else ""
     if status == _kg.NONFINITE:
         return NonFiniteLatticeError(f"lattice has NaN or infinite entries{where}")
@@ -308,8 +311,12 @@ def _error_for(status: int, index: tuple[int, ...], iterations: int, g6: Any, tr
         return PrecisionError(f"float64 cannot decide the tolerant Niggli comparisons for this lattice{where}; "
                               "use precision='auto' to escalate it to mpmath and exact arithmetic")
     if status == _kg.OVERFLOW:
+        size = "" if amax is None else f" (largest |entry| {amax:.6g})"
         return PrecisionError(f"the reduction needs transform entries beyond 2**52 (float) / 2**63 (int64) or "
-                              f"its G6 overflows float64{where}")
+                              f"its G6 or tolerance is not representable in float64{where}{size}: G6 entries "
+                              f"overflow beyond 1.8e308 or underflow below {_kg.G6_MIN:.6g} (lattice vectors "
+                              "longer than ~1.3e154 or shorter than ~1.5e-154); Niggli reduction is "
+                              "scale-invariant, so reduce s * lattice and scale the G6 by 1 / s**2")
     if status == _kg.CYCLE:
         # exact Krivy-Gruber terminates: a float cycle means the tolerant comparisons contradicted each other
         return ReductionCycleError(f"reduction cycled{where} after {iterations} steps: float64 cannot decide "
@@ -432,9 +439,10 @@ def niggli_reduce(lattice: ArrayLike, *, eps: float = 1e-5, max_iter: int = 1000
     g6[failed] = np.nan
     if errors == "raise" and failed.size:
         idx = [tuple(int(v) for v in np.unravel_index(i, lead)) for i in failed]
-        errs = [_error_for(int(status[i]), ix, int(iters[i]), None, None) for i, ix in zip(failed, idx)]
+        errs = [_error_for(int(status[i]), ix, int(iters[i]), None, None, float(np.abs(src[i]).max()))
+                for i, ix in zip(failed, idx)]
         if not lead:
-            raise _error_for(int(status[0]), (), int(iters[0]), None, None)
+            raise errs[0]
         raise BatchReductionError(
             f"{len(failed)} of {n} lattices failed, first {idx[0]}: {errs[0]}", failed=idx, errors=errs)
     out_lat, out_t, out_g6 = lat.reshape(*lead, 3, 3), tf.reshape(*lead, 3, 3), g6.reshape(*lead, 6)

@@ -470,7 +470,8 @@ def finalize(t: Any, rows: Any, g6n: Any, status: Any, iters: Any, e: Any, k: An
 
     Returns ``(t, lattice, g6, status, iterations, tolerance)`` as the numba kernel writes them:
     ``t`` int64 (the identity where the lattice could not be normalised), ``status`` ``PRECISION``
-    there and ``OVERFLOW`` where a certified output is not representable, ``tolerance``
+    there and ``OVERFLOW`` where a certified output is not representable (not finite, ``A`` below
+    ``_kg.G6_MIN`` or a positive tolerance below the normal range), ``tolerance``
     ``min(e, TAU_A * A)``.
     """
     bad = k == NO_SCALE
@@ -478,8 +479,10 @@ def finalize(t: Any, rows: Any, g6n: Any, status: Any, iters: Any, e: Any, k: An
     with ops.errstate():
         g6s = ops.ldexp(g6n, 2 * kk[:, None])
         rs = ops.ldexp(rows, kk[:, None, None])
-        representable = ops.all(ops.isfinite(rs), (1, 2)) & ops.all(ops.isfinite(g6s), 1)
-        tl = ops.minimum(ops.ldexp(e, 2 * kk), _kg.TAU_A * g6s[:, 0])
+        et = ops.ldexp(e, 2 * kk)
+        representable = (ops.all(ops.isfinite(rs), (1, 2)) & ops.all(ops.isfinite(g6s), 1)
+                         & (g6s[:, 0] >= _kg.G6_MIN) & ((e == 0.0) | (et >= _kg.NORMAL_MIN)))
+        tl = ops.minimum(et, _kg.TAU_A * g6s[:, 0])
     status = ops.where((status == _kg.OK) & ~representable, _kg.OVERFLOW, status)
     t = ops.to_int(ops.where(bad[:, None, None], ops.eye(ops.size(t)), t))
     nan = float("nan")

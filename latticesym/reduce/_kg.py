@@ -310,6 +310,12 @@ PRE_TAU = 2.0**-8
 #: Relative agreement required between the volume the tolerance was computed from and the volume
 #: of the final basis (both from accurate rows), and the relative rounding bound of a volume.
 VOLUME_RTOL = 2.0**-30
+#: Smallest reported ``A`` (the first G6 entry, in the input's units): below it the scaled-back G6
+#: and the cap ``A / 16`` are subnormal (inexact) or zero, so the result is ``OVERFLOW`` (not
+#: representable in float64; lattice vectors shorter than about 1.5e-154).
+G6_MIN = 2.0**-1018
+#: Smallest normal float64: a positive reported tolerance below it would be rounded (inexact).
+NORMAL_MIN = 2.0**-1022
 
 
 class KGRun:

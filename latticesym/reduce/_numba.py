@@ -59,6 +59,8 @@ _PJ = (1, 2, 0, 2, 0, 1)
 _PRE_TAU = _kg.PRE_TAU
 _VOLUME_RTOL = _kg.VOLUME_RTOL
 _TAU_A = _kg.TAU_A
+_G6_MIN = _kg.G6_MIN
+_NORMAL_MIN = _kg.NORMAL_MIN
 _OK, _NONFINITE, _PRECISION, _NOT_CONVERGED, _OVERFLOW, _CYCLE = (
     _kg.OK, _kg.NONFINITE, _kg.PRECISION, _kg.NOT_CONVERGED, _kg.OVERFLOW, _kg.CYCLE)
 _ONE8 = 1.0 + 8.0 * _U
@@ -522,7 +524,8 @@ def _finish(src: Any, w: Any, eps: float, max_iter: int, skip: int, n: int, t: A
     ``t`` gets the transform reached (identity where nothing could start); ``r``, ``g6`` the rows
     and G6 of the final state, scaled back; ``tol`` the reported tolerance
     ``min(e, TAU_A * A)``.  Status ``NONFINITE`` for NaN/inf input, ``PRECISION`` where the
-    input cannot be normalised exactly, ``OVERFLOW`` where the scaled-back output is not finite.
+    input cannot be normalised exactly, ``OVERFLOW`` where the scaled-back output is not finite
+    (or underflows: ``A < G6_MIN``, or a positive tolerance below the normal range).
     """
     finite = True
     for i in range(3):
@@ -561,11 +564,13 @@ def _finish(src: Any, w: Any, eps: float, max_iter: int, skip: int, n: int, t: A
     g6[n, 5] = _scale(2 * w[_G + 1], k2)
     for i in range(6):
         ok = ok and math.isfinite(g6[n, i])
+    et = _scale(e, k2)
+    # underflow: A below G6_MIN, or a positive tolerance that is no longer a normal float
+    ok = ok and a >= _G6_MIN and (e == 0.0 or et >= _NORMAL_MIN)
     if st == _OK and not ok:
         st = _OVERFLOW
     status[n] = st
     iters[n] = it
-    et = _scale(e, k2)
     b = _TAU_A * a
     tol[n] = et if et < b else (b if b <= et else math.nan)  # np.minimum (NaN propagates)
 

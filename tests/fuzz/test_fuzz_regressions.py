@@ -133,21 +133,41 @@ def test_is_unimodular_wrong_shape_raises_a_lattice_error(dtype: type) -> None:
         is_unimodular(np.zeros(4, dtype=dtype))
 
 
-# Found by the campaign of 2026-12-03 (docs/testing.md), open:
+# Found by the campaign of 2026-12-03 (docs/testing.md):
 TINY = np.array([[-1.425e-254, -0.0, -4.275e-254], [0.0, -2.850e-254, 1.425e-254], [0.0, -1.425e-254, 1.425e-254]])
 
 
-@pytest.mark.xfail(strict=True, reason="niggli_reduce on a cell scaled near 1e-254: the reported tolerance and G6 "
-                                       "underflow (tolerance 0.0), so the result is not reduced within the "
-                                       "reported tolerance; should report it or raise PrecisionError")
-def test_tiny_cell_result_is_reduced_within_its_reported_tolerance() -> None:
+@pytest.mark.parametrize("backend", ["auto", "numba", "numba-parallel", "numpy", "python"])
+def test_tiny_cell_result_is_reduced_within_its_reported_tolerance(backend: str) -> None:
+    # was: status OK with G6 == 0 and tolerance 0.0 (both underflowed), so the "reduced" cell was
+    # not reduced within the reported tolerance.  Now a G6 (or a positive tolerance) below the
+    # normal float64 range is not representable: PrecisionError with the size of the input.
     sys_path_harness()
     import _harness as h
 
     import latticesym
+    from latticesym.errors import PrecisionError
+    from latticesym.reduce import ReduceStatus
 
-    r = latticesym.niggli_reduce(TINY)
-    assert h.reduction_problem(TINY, r.transform, r.g6, r.tolerance) is None
+    with pytest.raises(PrecisionError, match=r"largest \|entry\| 4\.275e-254\).*shorter than ~1\.5e-154"):
+        latticesym.niggli_reduce(TINY, backend=backend)
+    masked = latticesym.niggli_reduce(TINY[None], errors="mask", backend=backend)
+    assert masked.status.tolist() == [ReduceStatus.OVERFLOW] and np.isnan(masked.g6).all()
+    rng = np.random.default_rng(5)
+    for exp in (-150, -170, -200, -254, -295, -300):  # every result is reduced within its tolerance
+        lat = h.seed_lattices(rng, 1)[0] * 10.0**exp
+        try:
+            r = latticesym.niggli_reduce(lat, backend=backend)
+        except PrecisionError as exc:
+            assert "not representable in float64" in str(exc)
+            continue
+        assert h.reduction_problem(lat, r.transform, r.g6, r.tolerance) is None
+    # the scale-invariant workaround the message names: reduce s * lattice
+    r = latticesym.niggli_reduce(TINY * 2.0**840, backend=backend)
+    assert h.reduction_problem(TINY * 2.0**840, r.transform, r.g6, r.tolerance) is None
+    # still representable: a cell of 1e-150 reduces (G6 1e-300, tolerance a normal float)
+    r = latticesym.niggli_reduce(np.diag([1.0, 2.0, 3.0]) * 1e-150, backend=backend)
+    assert r.g6[0] == pytest.approx(1e-300) and r.tolerance > 2.0**-1022
 
 
 def test_reference_singular_huge_entry_raises_singular_error() -> None:
