@@ -144,36 +144,52 @@ def as_structure(obj: Any) -> Cell:
     >>> as_structure((np.eye(3), [[0.0, 0.0, 0.0]], ["Si"])).species.tolist()
     [14]
     """
-    if _is_canonical_structure(obj):
-        lattice, frac, species = obj.lattice, obj.frac, obj.species
-    elif isinstance(obj, Cell):
-        lattice, frac, species = obj
-    else:
-        module = type(obj).__module__.split(".")[0]
-        if module in ("pymatgen", "ase"):
-            cell = _ad.as_cell(obj)
-            lattice, frac, species = cell
-        elif isinstance(obj, Mapping) or hasattr(obj, "lattice"):
-            get = obj.get if isinstance(obj, Mapping) else (lambda k: getattr(obj, k, None))
-            lattice = get("lattice")
-            frac = get("frac_coords")
-            frac = get("frac") if frac is None else frac
-            species = get("species")
-            missing = [k for k, v in (("lattice", lattice), ("frac_coords", frac), ("species", species)) if v is None]
-            if missing:
-                raise StructureAdapterError(f"{type(obj).__name__} has no field(s) {', '.join(missing)}")
-            if lattice is not None and type(lattice).__module__.split(".")[0] == "pymatgen":
-                lattice = lattice.matrix  # a pymatgen Lattice
-        elif isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)) and len(obj) in (3, 4):
-            lattice, frac, species = obj[0], obj[1], obj[2]
-        else:
-            raise StructureAdapterError(
-                f"cannot read a {type(obj).__name__} as a structure: expected a pymatgen Structure, an ASE "
-                "Atoms, an spglib (lattice, positions, numbers) tuple or an object with lattice, frac_coords "
-                "and species")
+    lattice, frac, species = _raw(obj)
     lat = check_lattices(_host(lattice), batched=False)
     f = check_frac(_host(frac))
     return Cell(lat, f, _z(species, f.shape[0]))
+
+
+def _pymatgen_raw(obj: Any) -> tuple[Any, Any, Any]:
+    """``(lattice rows, frac, atomic numbers)`` of a pymatgen Structure, one pass over the sites."""
+    try:
+        z = [site.specie.Z for site in obj]
+    except AttributeError:  # Site.specie exists only for ordered sites
+        raise LatticeError("disordered pymatgen structures (partial occupancies) are not supported") from None
+    if z and max(z) > 118:
+        raise StructureAdapterError(f"pymatgen structure has a dummy species (Z = {max(z)}), not an element")
+    return obj.lattice.matrix, obj.frac_coords, np.array(z, dtype=np.int64)
+
+
+def _raw(obj: Any) -> tuple[Any, Any, Any]:
+    """``(lattice, frac, species)`` of a structure object, not yet validated (see :func:`as_structure`)."""
+    if _is_canonical_structure(obj):
+        return obj.lattice, obj.frac, obj.species
+    if isinstance(obj, Cell):
+        return obj.lattice, obj.frac_coords, obj.species
+    module = type(obj).__module__.split(".")[0]
+    if module == "pymatgen" and hasattr(obj, "frac_coords") and hasattr(obj, "lattice"):
+        return _pymatgen_raw(obj)
+    if module in ("pymatgen", "ase"):
+        return tuple(_ad.as_cell(obj))  # type: ignore[return-value]
+    if isinstance(obj, Mapping) or hasattr(obj, "lattice"):
+        get = obj.get if isinstance(obj, Mapping) else (lambda k: getattr(obj, k, None))
+        lattice = get("lattice")
+        frac = get("frac_coords")
+        frac = get("frac") if frac is None else frac
+        species = get("species")
+        missing = [k for k, v in (("lattice", lattice), ("frac_coords", frac), ("species", species)) if v is None]
+        if missing:
+            raise StructureAdapterError(f"{type(obj).__name__} has no field(s) {', '.join(missing)}")
+        if lattice is not None and type(lattice).__module__.split(".")[0] == "pymatgen":
+            lattice = lattice.matrix  # a pymatgen Lattice
+        return lattice, frac, species
+    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)) and len(obj) in (3, 4):
+        return obj[0], obj[1], obj[2]
+    raise StructureAdapterError(
+        f"cannot read a {type(obj).__name__} as a structure: expected a pymatgen Structure, an ASE "
+        "Atoms, an spglib (lattice, positions, numbers) tuple or an object with lattice, frac_coords "
+        "and species")
 
 
 def _field(obj: Any, *names: str) -> Any:
@@ -259,21 +275,38 @@ def as_batch(obj: Any) -> RaggedBatch:
     if _is_diffcsp(obj):
         return _batch_from_diffcsp(obj)
     if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
-        cells = []
+        if not obj:
+            return RaggedBatch(np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
+                               np.zeros(0, dtype=np.int64))
+        try:  # fast path: read every object, validate the concatenated arrays once
+            return _stack_raw([_raw(item) for item in obj])
+        except (LatticeError, ValueError, TypeError):
+            pass
+        cells = []  # slow path: one structure at a time, so an error names its structure
         for k, item in enumerate(obj):
             try:
                 cells.append(as_structure(item))
             except LatticeError as exc:
                 raise type(exc)(f"structure {k}: {exc}") from exc
-        if not cells:
-            return RaggedBatch(np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
-                               np.zeros(0, dtype=np.int64))
         return RaggedBatch(np.stack([c.lattice for c in cells]), np.concatenate([c.frac_coords for c in cells]),
                            np.concatenate([c.species for c in cells]).astype(np.int64),
                            np.array([len(c.species) for c in cells], dtype=np.int64))
     raise StructureAdapterError(
         f"cannot read a {type(obj).__name__} as a batch: expected a DiffCSP batch (frac_coords, atom_types, "
         "num_atoms, lattices or lengths + angles) or a sequence of structures")
+
+
+def _stack_raw(raws: list[tuple[Any, Any, Any]]) -> RaggedBatch:
+    """Validate and stack raw ``(lattice, frac, species)`` triples (raises on the first problem)."""
+    lat = check_lattices(np.array([_host(r[0]) for r in raws], dtype=np.float64), batched=True)
+    fracs = [np.asarray(_host(r[1]), dtype=np.float64) for r in raws]
+    fracs = [f.reshape(0, 3) if f.size == 0 else f for f in fracs]
+    species = [np.asarray(_host(r[2])).reshape(-1) for r in raws]
+    counts = np.array([f.shape[0] for f in fracs], dtype=np.int64)
+    if any(f.ndim != 2 or f.shape[1] != 3 for f in fracs) or any(z.shape[0] != n for z, n in zip(species, counts)):
+        raise LatticeShapeError("shapes differ between structures")  # the slow path names the structure
+    frac = check_frac(np.concatenate(fracs))
+    return RaggedBatch(lat, frac, _z(np.concatenate(species), frac.shape[0]), counts)
 
 
 def split_batch(batch: Any) -> list[Cell]:

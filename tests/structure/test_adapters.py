@@ -281,3 +281,13 @@ def test_typed_errors():
     disordered = Structure(Lattice.cubic(3.0), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]])
     with pytest.raises(LatticeError, match="disordered"):
         canonicalize(disordered)
+    ordered = Structure(Lattice.cubic(3.0), ["Fe"], [[0, 0, 0]])
+    with pytest.raises(LatticeError, match="structure 1: disordered"):
+        as_batch([ordered, disordered])
+    from pymatgen.core import DummySpecies
+
+    with pytest.raises(StructureAdapterError, match="dummy species"):
+        as_structure(Structure(Lattice.cubic(3.0), [DummySpecies("X")], [[0, 0, 0]]))
+    # mixed symbols and atomic numbers take the slow path and still work
+    assert as_batch([(np.eye(3), [[0.0, 0.0, 0.0]], ["Na"]), (np.eye(3), [[0.0, 0.0, 0.0]], [17])]).species.tolist() \
+        == [11, 17]
