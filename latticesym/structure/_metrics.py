@@ -28,7 +28,10 @@ composition check is not applied: in CSP the prediction has the reference's comp
 only removes references whose composition SMACT rejects (pass ``reference_mask`` to do that).
 
 The basis-free lattice errors compare the Niggli-reduced cells (unique G6, so no basis or
-orientation enters): with :math:`g = \mathrm{G6}(\mathrm{niggli}(L))`
+orientation enters): with :math:`g_R = \mathrm{G6}(\mathrm{niggli}(L_R))` and :math:`g_P` the G6 of
+the prediction's reduced cell aligned with the reference's (the closest of
+:math:`M\,\mathrm{niggli}(L_P)`, :math:`M` integer with entries in :math:`\{-1, 0, 1\}`,
+:math:`\det M = \pm 1`)
 
 .. math::
 
@@ -37,9 +40,9 @@ orientation enters): with :math:`g = \mathrm{G6}(\mathrm{niggli}(L))`
     e_{a} = \frac{|a_P - a_R|}{a_R}\ (a, b, c), \qquad
     e_{\alpha} = |\alpha_P - \alpha_R|\ (\alpha, \beta, \gamma;\ \text{degrees})
 
-of the reduced cells, for every prediction whose lattice is finite and non-singular.  Near a
-Niggli boundary the reduced G6 of two nearby lattices can differ discontinuously (Andrews &
-Bernstein 2014), so :math:`e_{\mathrm{G6}}` is an upper bound of the distance between the lattices.
+of the aligned cells, for every prediction whose lattice is finite and non-singular.  The
+alignment matters: near a Niggli boundary the reduced G6 of two nearby lattices can differ
+discontinuously (Andrews & Bernstein 2014); ``g6_rel_reduced`` keeps the unaligned difference.
 
 References
 ----------
@@ -52,6 +55,7 @@ Andrews, L. C. & Bernstein, H. J. J. Appl. Cryst. 47, 346 (2014) (G6 boundaries,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -296,13 +300,16 @@ class LatticeErrors:
     Attributes
     ----------
     g6_rel : ndarray (k, n)
-        :math:`\lVert g_P - g_R\rVert / \lVert g_R\rVert` of the Niggli-reduced G6 vectors.
+        :math:`\lVert g_P - g_R\rVert / \lVert g_R\rVert`, :math:`g_R` the reference's Niggli-reduced G6
+        and :math:`g_P` the prediction's reduced cell aligned with it (:func:`lattice_errors`).
     volume_ratio : ndarray (k, n)
         :math:`V_P / V_R`.
     length_rel : ndarray (k, n, 3)
         :math:`|l_P - l_R| / l_R` of the reduced lengths a, b, c.
     angle_abs : ndarray (k, n, 3)
         :math:`|\theta_P - \theta_R|` of the reduced angles alpha, beta, gamma (degrees).
+    g6_rel_reduced : ndarray (k, n)
+        The same as ``g6_rel`` without the alignment (discontinuous at Niggli boundaries).
 
     NaN where the prediction's lattice is non-finite or singular.
     """
@@ -311,6 +318,7 @@ class LatticeErrors:
     volume_ratio: NDArray[np.float64]
     length_rel: NDArray[np.float64]
     angle_abs: NDArray[np.float64]
+    g6_rel_reduced: NDArray[np.float64]
 
     def summary(self) -> dict[str, float]:
         """Means (and the G6 median) over the predictions with a finite error."""
@@ -322,6 +330,7 @@ class LatticeErrors:
             "n": int(np.isfinite(self.g6_rel).sum()),
             "g6_rel_mean": stat(self.g6_rel, np.mean),
             "g6_rel_median": stat(self.g6_rel, np.median),
+            "g6_rel_reduced_mean": stat(self.g6_rel_reduced, np.mean),
             "volume_ratio_mean": stat(self.volume_ratio, np.mean),
             "length_rel_mean": stat(self.length_rel, np.mean),
             "angle_abs_mean_deg": stat(self.angle_abs, np.mean),
@@ -343,8 +352,44 @@ def _params(g6: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.fl
     return lengths, angles, volume
 
 
+@functools.cache
+def _near_transforms() -> NDArray[np.float64]:
+    """The 6960 integer matrices with entries in {-1, 0, 1} and ``det = +-1``."""
+    M = np.array(list(product((-1, 0, 1), repeat=9)), dtype=np.float64).reshape(-1, 3, 3)
+    return M[np.abs(np.rint(np.linalg.det(M))) == 1]
+
+
+def _gram(g6: NDArray[np.float64]) -> NDArray[np.float64]:
+    A, B, C, xi, eta, zeta = np.moveaxis(g6, -1, 0)
+    return np.stack([np.stack([A, zeta / 2, eta / 2], -1), np.stack([zeta / 2, B, xi / 2], -1),
+                     np.stack([eta / 2, xi / 2, C], -1)], -2)
+
+
+def _g6_of(G: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.stack([G[..., 0, 0], G[..., 1, 1], G[..., 2, 2], 2 * G[..., 1, 2], 2 * G[..., 0, 2],
+                     2 * G[..., 0, 1]], axis=-1)
+
+
+def _aligned_g6(P: NDArray[np.float64], R: NDArray[np.float64]) -> NDArray[np.float64]:
+    """For each pair, the G6 of ``M G_P M^T`` closest to ``R`` over the near transforms ``M``."""
+    Ms = _near_transforms()
+    out = np.full(P.shape, np.nan)
+    flat_p, flat_r, flat_o = P.reshape(-1, 6), np.broadcast_to(R, P.shape).reshape(-1, 6), out.reshape(-1, 6)
+    for t in np.flatnonzero(np.all(np.isfinite(flat_p), axis=1) & np.all(np.isfinite(flat_r), axis=1)):
+        cand = _g6_of(Ms @ _gram(flat_p[t]) @ Ms.transpose(0, 2, 1))  # (6960, 6)
+        flat_o[t] = cand[np.argmin(np.linalg.norm(cand - flat_r[t], axis=1))]
+    return out
+
+
 def lattice_errors(pred_g6: Any, ref_g6: Any) -> LatticeErrors:
-    """:class:`LatticeErrors` from reduced G6 vectors ``(k, n, 6)`` and ``(n, 6)``.
+    r""":class:`LatticeErrors` from Niggli-reduced G6 vectors ``(k, n, 6)`` and ``(n, 6)``.
+
+    The prediction's reduced cell is first aligned with the reference's: of the bases
+    :math:`M P` with :math:`M` integer, entries in :math:`\{-1, 0, 1\}`, :math:`\det M = \pm 1`
+    (6960 matrices), the one whose G6 is closest to the reference's.  Two lattices on either side
+    of a Niggli boundary have distant reduced G6 vectors but nearby aligned ones; the set of
+    aligned Gram matrices :math:`M G_P M^T` does not depend on which reduced basis (they differ by
+    an automorphism) the reduction returned.  ``g6_rel_reduced`` keeps the plain difference.
 
     Examples
     --------
@@ -354,16 +399,19 @@ def lattice_errors(pred_g6: Any, ref_g6: Any) -> LatticeErrors:
     >>> round(float(e.volume_ratio[0, 0]), 6), round(float(e.length_rel[0, 0, 0]), 6)
     (1.331, 0.1)
     """
-    P = np.asarray(pred_g6, np.float64)
+    P0 = np.asarray(pred_g6, np.float64)
     R = np.asarray(ref_g6, np.float64)[None]
+    P = _aligned_g6(P0, R)
     lp, ap, vp = _params(P)
     lr, ar, vr = _params(R)
     with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.linalg.norm(R, axis=-1)
         return LatticeErrors(
-            g6_rel=np.linalg.norm(P - R, axis=-1) / np.linalg.norm(R, axis=-1),
+            g6_rel=np.linalg.norm(P - R, axis=-1) / norm,
             volume_ratio=vp / vr,
             length_rel=np.abs(lp - lr) / lr,
             angle_abs=np.abs(ap - ar),
+            g6_rel_reduced=np.linalg.norm(P0 - R, axis=-1) / norm,
         )
 
 

@@ -264,6 +264,20 @@ def test_lattice_errors_are_reduced_cell_errors() -> None:
     assert z.g6_rel[0, 0] == pytest.approx(0.0, abs=1e-12) and z.volume_ratio[0, 0] == pytest.approx(1.0)
 
 
+def test_lattice_errors_are_continuous_across_a_niggli_boundary() -> None:
+    """alpha = 89.5 reduces to an all-acute cell, alpha = 90.5 to an all-obtuse one (1 degree apart)."""
+    a = latticesym.lattice_from_parameters(4.0, 4.2, 6.0, 89.5, 80.0, 70.0)
+    b = latticesym.lattice_from_parameters(4.0, 4.2, 6.0, 90.5, 80.0, 70.0)
+    f = np.zeros((1, 3))
+    lat = csp_metrics([(b, f, [6])], [(a, f, [6])]).lattice
+    # the plain reduced-G6 difference jumps (a broken lattice error would report this) ...
+    assert lat.g6_rel_reduced[0, 0] > 0.5
+    # ... the aligned one sees the 1 degree change
+    assert lat.g6_rel[0, 0] < 0.025
+    assert np.sort(lat.angle_abs[0, 0]) == pytest.approx([0.0, 0.0, 1.0], abs=1e-6)
+    assert lat.length_rel[0, 0] == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
+
+
 def test_structure_validity_is_basis_free() -> None:
     f = np.array([[0.0, 0.0, 0.0], [0.95, 0.0, 0.0]])  # 0.15 A apart across the cell face
     assert structure_validity(L0, f) == (False, "close sites")
