@@ -5,16 +5,18 @@ latticesym, written as a CDVAE-style CSV (a ``cif`` column).  The "model" predic
 with its atoms displaced by ``--noise`` (in units of ``(V/N)^(1/3)``) and its cell strained by
 ``--noise / 5``, emitted in a random basis (``--rebase``) as a model would, and saved in DiffCSP's
 layout (``frac_coords``, ``atom_types``, ``lengths``, ``angles``, ``num_atoms``; a leading axis of
-``--samples`` samples).  Run from this folder:
+``--samples`` samples).  The defaults write ``references.csv`` and ``predictions.npz`` next to
+this script (``-o`` is relative to the current folder):
 
-    python make_sample.py                         # references.csv, predictions.npz
-    python make_sample.py --noise 0.45 -o worse.npz   # a regressed model
+    python metrics/make_sample.py                            # the stored sample
+    python metrics/make_sample.py --noise 0.45 -o worse.npz  # a regressed model
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+from pathlib import Path
 
 import numpy as np
 
@@ -70,8 +72,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-rebase", action="store_true")
-    ap.add_argument("-o", "--output", default="predictions.npz")
-    ap.add_argument("--references", default="references.csv")
+    here = Path(__file__).resolve().parent
+    ap.add_argument("-o", "--output", default=str(here / "predictions.npz"))
+    ap.add_argument("--references", default=str(here / "references.csv"))
     args = ap.parse_args()
     write_references(args.references)
     np.savez_compressed(args.output, **predict(args.noise, args.samples, args.seed, not args.no_rebase))
