@@ -15,13 +15,21 @@ certification with rounding-error bounds.
 Backends
 --------
 ``"numba"``: the compiled kernel, on the host.  CUDA tensors are copied to the host once and the
-results back: one host synchronisation per call.  ``"torch"``: the batch on the tensor's own
-device, no per-lattice Python loop; finished lattices leave the working set, which costs a host
-synchronisation at every data-dependent branch: :attr:`TorchNiggliResult.syncs` counts the
-explicit reads (``any`` / ``nonzero``: 10-30 per pass, a pass being one step of every lattice still
-running, 5-30 passes for typical batches; on CUDA, indexing with a boolean mask synchronises as
-well).  ``"auto"`` (default): numba when it is installed, whatever the device (one
-synchronisation and no kernel launches), else torch.
+results back: one host synchronisation per call.  ``"device"``: the whole batch on the tensor's
+own device in fixed-size masked steps (:func:`_dev_step`): every lattice takes the step its own
+state selects through ``torch.where``, finished lattices are masked, nothing leaves the device,
+and convergence is read back only every ``check_every`` steps, so a call makes
+``ceil(steps / check_every)`` host synchronisations whatever the batch size (one step is one
+Krivy-Gruber or pre-reduction step of every running lattice; 10-60 steps for typical batches),
+and the step itself traces into one graph under ``torch.compile``.  Every lattice finishes within
+:func:`step_bound` steps; the backend stops there and flags anything still running as not
+converged (``ok`` False: re-run on the host or a typed error, never a silent result).  ``"torch"``:
+the same batch with finished lattices removed from the working set, which costs a host
+synchronisation at every data-dependent branch (``any`` / ``nonzero``: 10-30 per pass; on CUDA,
+indexing with a boolean mask synchronises as well).  ``"auto"`` (default): numba when it is
+installed, whatever the device (one synchronisation and no kernel launches), else ``"device"``.
+All backends give the same transforms, G6, iteration counts and flags, bit for bit (tested).
+:attr:`TorchNiggliResult.syncs` counts the reads of device data into Python.
 
 Precision
 ---------
@@ -57,7 +65,8 @@ from latticesym.errors import (
 )
 from latticesym.reduce import _batch, _kg
 from latticesym.reduce import _numba as _reduce_numba
-from latticesym.reduce._accurate import det3_with_bound
+from latticesym.reduce._accurate import UNIT_ROUNDOFF, det3_with_bound, dot2
+from latticesym.reduce._context import CANCEL_RATIO_SQ, FLOAT_TINY, MAX_TRANSFORM
 
 __all__ = [
     "TorchNiggliResult",
@@ -66,6 +75,7 @@ __all__ = [
     "is_niggli_reduced",
     "niggli_reduce",
     "niggli_reduce_info",
+    "step_bound",
     "unimodular_inverse",
 ]
 
@@ -273,6 +283,313 @@ class TorchOps:
         return contextlib.nullcontext()
 
 
+
+# --------------------------------------------------------------------------- device backend
+class _DevState(NamedTuple):
+    """The whole batch's state between fixed-size steps (first axis: lattice; nothing is ever dropped)."""
+
+    x: Tensor  # normalised input (n, 3, 3) and its Veltkamp halves, row norms
+    h: Tensor
+    lo: Tensor
+    nl: Tensor
+    t: Tensor  # float64 integer transform
+    r: Tensor  # rows of t @ x
+    g: Tensor  # their Gram matrix
+    sv: Tensor  # Brent's saved transform
+    power: Tensor
+    lam: Tensor
+    n_pre: Tensor
+    n_kg: Tensor
+    extra: Tensor  # 1 where a shear made a row vanish (counted as an iteration, as the other paths)
+    accurate: Tensor
+    pre: Tensor
+    v_used: Tensor
+    e: Tensor
+    active: Tensor
+    status: Tensor
+
+
+def _dot3(a: Tensor, b: Tensor) -> Tensor:
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def _take_row(m: Tensor, i: Tensor) -> Tensor:
+    """Row ``i[n]`` of each ``m[n]`` (``(n, 3, 3)`` -> ``(n, 3)``), by gather: no host synchronisation."""
+    return m.gather(1, i[:, None, None].expand(-1, 1, 3))[:, 0]
+
+
+def _put_row(m: Tensor, where: Tensor, i: Tensor, row: Tensor) -> Tensor:
+    """``m`` with row ``i[n]`` replaced by ``row[n]`` where ``where[n]``."""
+    sel = where[:, None] & (torch.arange(3, device=m.device)[None, :] == i[:, None])
+    return torch.where(sel[:, :, None], row[:, None, :], m)
+
+
+def _plain_and_need(tr: Tensor, x: Tensor, nl: Tensor) -> tuple[Tensor, Tensor]:
+    """Row ``tr @ x`` in plain float64 and whether it cancels too much for it (``_batch._rows``).
+
+    The three entries at once, each with the elementwise operations (and their order) of
+    ``_batch._rows``, so the rounding is the same.
+    """
+    t0, t1, t2 = tr[:, 0:1], tr[:, 1:2], tr[:, 2:3]
+    r = t0 * x[:, 0] + t1 * x[:, 1] + t2 * x[:, 2]
+    sz = abs(tr[:, 0]) * nl[:, 0] + abs(tr[:, 1]) * nl[:, 1] + abs(tr[:, 2]) * nl[:, 2]
+    r0, r1, r2 = r[:, 0], r[:, 1], r[:, 2]
+    return r, sz * sz > CANCEL_RATIO_SQ * (r0 * r0 + r1 * r1 + r2 * r2)
+
+
+def _dot2_rows(tr: Tensor, x: Tensor, h: Tensor, lo: Tensor) -> Tensor:
+    """Dot2 rows ``tr @ x`` for ``tr`` of shape ``(n, 3)`` (one row) or ``(n, 3, 3)`` (all three).
+
+    One elementwise :func:`~latticesym.reduce._accurate.dot2` over every entry at once: the same
+    operations per entry as the scalar and batch paths, so the same bits.
+    """
+    if tr.ndim == 2:
+        t0, t1, t2 = tr[:, 0:1], tr[:, 1:2], tr[:, 2:3]
+        xs = [x[:, i] for i in range(3)]
+        hs = [h[:, i] for i in range(3)]
+        ls = [lo[:, i] for i in range(3)]
+    else:
+        t0, t1, t2 = tr[:, :, 0:1], tr[:, :, 1:2], tr[:, :, 2:3]
+        xs = [x[:, i:i + 1] for i in range(3)]
+        hs = [h[:, i:i + 1] for i in range(3)]
+        ls = [lo[:, i:i + 1] for i in range(3)]
+    return dot2(t0, t1, t2, xs[0], hs[0], ls[0], xs[1], hs[1], ls[1], xs[2], hs[2], ls[2])
+
+
+def _row_of(tr: Tensor, accurate: Tensor, s: _DevState) -> Tensor:
+    """``FloatContext.row``: Dot2 where ``accurate`` or where the plain row cancels, else plain."""
+    plain, need = _plain_and_need(tr, s.x, s.nl)
+    return torch.where((need | accurate)[:, None], _dot2_rows(tr, s.x, s.h, s.lo), plain)
+
+
+def _gram_full(r: Tensor) -> Tensor:
+    """``r r^T`` entry by entry as ``_batch._gram_row`` (exactly symmetric: the products commute)."""
+    a, b = r[:, :, None, :], r[:, None, :, :]
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def _gram_put_row(g: Tensor, r: Tensor, where: Tensor, i: Tensor) -> Tensor:
+    """``g`` with row and column ``i[n]`` recomputed from the rows ``r`` where ``where[n]`` (``_batch._gram_row``)."""
+    d = _dot3(_take_row(r, i)[:, None, :], r)  # d_k = r_i . r_k
+    sel = where[:, None] & (torch.arange(3, device=g.device)[None, :] == i[:, None])
+    return torch.where(sel[:, :, None], d[:, None, :], torch.where(sel[:, None, :], d[:, :, None], g))
+
+
+def _dev_start(x: Tensor, h: Tensor, lo: Tensor, nl: Tensor, eps: float) -> _DevState:
+    """First rows, Gram matrix, tolerance and phase of every lattice (the set-up of ``_batch.reduce_batch``)."""
+    n, dev = x.shape[0], x.device
+    t = torch.eye(3, dtype=_F64, device=dev).expand(n, 3, 3).clone()
+    zf = torch.zeros(n, dtype=_F64, device=dev)
+    zi = torch.zeros(n, dtype=torch.int64, device=dev)
+    no = torch.zeros(n, dtype=torch.bool, device=dev)
+    s = _DevState(x, h, lo, nl, t, t, t, t, zi + 1, zi, zi, zi, zi, no, no, zf, zf, ~no, zi + _kg.OK)
+    r = torch.stack([_row_of(t[:, i], no, s) for i in range(3)], -2)
+    g = _gram_full(r)
+    bad = ~((g[:, 0, 0] > 0) & (g[:, 1, 1] > 0) & (g[:, 2, 2] > 0))
+    v_used = _batch._volume(r)[0]
+    e = torch.where(bad, float("nan"), _batch._tol(v_used, eps, TorchOps))
+    code = _kg.kg_decide_fast(*_batch._g6_args(g), zf, zf, zf, zf, zf, zf, e, 0.0)[0]
+    return s._replace(r=r, g=g, v_used=v_used, e=e, pre=code != _kg.REDUCED, active=~bad,
+                      status=torch.where(bad, _kg.PRECISION, s.status))
+
+
+_SWAPS = ((_kg.A1, [1, 0, 2]), (_kg.A2, [0, 2, 1]))
+
+
+def _dev_step(s: _DevState, eps: float, max_iter: int, skip: int = 0) -> _DevState:
+    """One step of every running lattice, branch-free: the pass of ``_batch.reduce_batch`` on masks.
+
+    Every lattice takes the step its own state selects (a pre-reduction shear, a certification,
+    a Krivy-Gruber step) through ``torch.where``; finished lattices are masked and keep their
+    state.  No value is read into Python, so the step runs without a host synchronisation (and
+    traces under ``torch.compile`` in one graph).
+    """
+    n, dev = s.t.shape[0], s.t.device
+    pi = torch.tensor([p[0] for p in _kg.PRE_PAIRS], device=dev)
+    pj = torch.tensor([p[1] for p in _kg.PRE_PAIRS], device=dev)
+    act = s.active
+    pre0, kg0 = act & s.pre, act & ~s.pre
+    t, r, g = s.t, s.r, s.g
+    acc_rows = _dot2_rows(t, s.x, s.h, s.lo)
+
+    # ---- phase 1: pre-reduction, greedy on the largest relative decrease
+    gij, gjj = g[:, pi, pj], g[:, pj, pj]
+    y = gij / gjj
+    q = torch.floor(abs(y) + 0.5)
+    q = torch.where(y < 0, -q, q)
+    dec = (2 * q * gij - q * q * gjj) / g[:, pi, pi]
+    k = torch.argmax(dec, 1)
+    best = dec.gather(1, k[:, None])[:, 0]
+    stop = pre0 & ~(best > _kg.PRE_TAU)
+    go = pre0 & ~stop
+    over = go & (s.n_pre >= max_iter)
+    go = go & ~over
+    bi, bj, bq = pi[k], pj[k], q.gather(1, k[:, None])[:, 0]
+    ti, tj = _take_row(t, bi), _take_row(t, bj)
+    ovf = go & ~(abs(ti) + abs(bq)[:, None] * abs(tj) <= MAX_TRANSFORM).all(1)
+    go = go & ~ovf
+    new_pre = ti - bq[:, None] * tj
+
+    # ---- phase 2: the step decision on g and the certifying decision on g_c (accurate rows for the
+    # lattices no step changes), in one call of kg_decide on both halves.  kg_decide's code does not
+    # depend on the error bounds (fl(y - e - x) > 0 iff x < y - e in IEEE arithmetic), so the first
+    # half is kg_decide_fast's decision bit for bit.
+    c_maybe = kg0 & ~s.accurate
+    g_acc = _gram_full(acc_rows)
+    one = 1.0 + 8.0 * UNIT_ROUNDOFF
+    nl = s.nl
+    sz = [abs(t[:, i, 0]) * nl[:, 0] + abs(t[:, i, 1]) * nl[:, 1] + abs(t[:, i, 2]) * nl[:, 2] for i in range(3)]
+
+    def bounds(gm: Tensor) -> tuple[Tensor, ...]:
+        return _kg.g6_error_bounds(torch.sqrt(gm[:, 0, 0]) * one, torch.sqrt(gm[:, 1, 1]) * one,
+                                   torch.sqrt(gm[:, 2, 2]) * one, sz[0], sz[1], sz[2], UNIT_ROUNDOFF, FLOAT_TINY)
+
+    g_both = torch.cat([g, torch.where(c_maybe[:, None, None], g_acc, g)])
+    d_half = bounds(g_both[n:])
+    d = [torch.cat([v, v]) for v in d_half]
+    ga = _batch._g6_args(g_both)
+    code_b, unsure_b, si, sj, sk = _kg.kg_decide(ga[0], ga[1], ga[2], ga[3], ga[4], ga[5], d[0], d[1], d[2], d[3],
+                                                 d[4], d[5], torch.cat([s.e, s.e]), UNIT_ROUNDOFF, skip)
+    code, code2 = code_b[:n], code_b[n:]
+    unsure = torch.broadcast_to(torch.as_tensor(unsure_b, device=dev), code_b.shape)[n:]
+    si, sj, sk = (torch.broadcast_to(torch.as_tensor(v, device=dev), code_b.shape)[:n].to(_F64) for v in (si, sj, sk))
+    c = kg0 & (code == _kg.REDUCED)
+    fast = c & ~s.accurate
+    r_c = torch.where(fast[:, None, None], acc_rows, r)
+    g_c = torch.where(fast[:, None, None], g_acc, g)
+    v_fin, reliable = _batch._volume(r_c)
+    unrel = c & ~reliable
+    incons = c & reliable & (abs(v_fin - s.v_used) > _kg.VOLUME_RTOL * v_fin)
+    cc = c & reliable & ~incons
+    moved = code2 != _kg.REDUCED
+    fail = cc & moved & s.accurate
+    redo = cc & moved & ~s.accurate
+    cert_unsure = cc & ~moved & unsure
+    cert_ok = cc & ~moved & ~unsure
+
+    # ---- phase 2: one Krivy-Gruber step for the others
+    act2 = kg0 & (code != _kg.REDUCED)
+    capped = act2 & (s.n_kg >= max_iter)
+    act2 = act2 & ~capped
+    t1, r1, g1 = t, r_c, g_c
+    for swap_code, perm in _SWAPS:  # A1 swaps a, b; A2 swaps b, c; all three rows negated (det +1)
+        m = (act2 & (code == swap_code))[:, None, None]
+        t1 = torch.where(m, 0.0 - t1[:, perm], t1)  # 0 - v: canonical +0.0 in the transform
+        r1 = torch.where(m, -r1[:, perm], r1)
+        g1 = torch.where(m, g1[:, perm][:, :, perm], g1)
+    m34 = (act2 & ((code == _kg.A3) | (code == _kg.A4)))[:, None, None]
+    sg = torch.stack([si, sj, sk], -1)
+    t1 = torch.where(m34, sg[:, :, None] * t1 + 0.0, t1)
+    r1 = torch.where(m34, sg[:, :, None] * r1, r1)
+    g1 = torch.where(m34, (sg[:, :, None] * sg[:, None, :]) * g1, g1)
+    shear = act2 & (code >= _kg.A5)
+    ri = torch.where(code == _kg.A7, 1, 2)
+    rj = torch.where(code == _kg.A5, 1, 0)
+    a8 = code == _kg.A8
+    ar = torch.arange(n, device=dev)
+    y = g[ar, ri, rj] / g[ar, rj, rj]
+    q = torch.floor(abs(y) + 0.5)
+    q = torch.where(y < 0, -q, q)
+    q = torch.where(q == 0, si, q)
+    ti, tj = _take_row(t, ri), _take_row(t, rj)
+    fits = torch.where(a8, (abs(t[:, 2]) + abs(t[:, 0]) + abs(t[:, 1]) <= MAX_TRANSFORM).all(1),
+                       (abs(ti) + abs(q)[:, None] * abs(tj) <= MAX_TRANSFORM).all(1))
+    ovf2 = shear & ~fits
+    shear = shear & fits
+    new_sh = torch.where(a8[:, None], t[:, 2] + t[:, 0] + t[:, 1], ti - q[:, None] * tj)
+
+    # ---- the one row that a shear (of either phase) changes
+    moves = go | shear
+    row_i = torch.where(go, bi, ri)
+    t1 = _put_row(t1, moves, row_i, torch.where(go[:, None], new_pre, new_sh))
+    r1 = _put_row(r1, moves, row_i, _row_of(_take_row(t1, row_i), s.accurate, s))
+    g1 = _gram_put_row(g1, r1, moves, row_i)
+    nonpos = moves & ~(g1.diagonal(0, 1, 2).gather(1, row_i[:, None])[:, 0] > 0)
+
+    # ---- end of the pre-reduction: tolerance from accurate rows, Brent's cycle detection restarts
+    v_stop = _batch._volume(acc_rows)[0]
+    v_new = torch.where(incons, v_fin, v_stop)
+    e_new = _batch._tol(v_new, eps, TorchOps)
+    renew = stop | incons
+    restart = stop | redo
+    stepped = act2 & ~ovf2 & ~(nonpos & shear)
+    n_kg = s.n_kg + stepped
+    same = stepped & (t1 == s.sv).all(2).all(1)
+    w = stepped & ~same
+    lam = s.lam + w
+    save = w & (lam == s.power)
+    sv = torch.where(save[:, None, None] | restart[:, None, None], t1, s.sv)
+    power = torch.where(restart, 1, torch.where(save, 2 * s.power, s.power))
+    lam = torch.where(restart | save, 0, lam)
+
+    status = s.status
+    for done, st in ((over | capped, _kg.NOT_CONVERGED), (ovf | ovf2, _kg.OVERFLOW),
+                     (nonpos | unrel | fail | cert_unsure, _kg.PRECISION), (cert_ok, _kg.OK), (same, _kg.CYCLE)):
+        status = torch.where(done, st, status)
+    finished = over | capped | ovf | ovf2 | nonpos | unrel | fail | cert_unsure | cert_ok | same
+    return s._replace(
+        t=t1, r=r1, g=g1, sv=sv, power=power, lam=lam, n_pre=s.n_pre + go, n_kg=n_kg,
+        extra=s.extra + (nonpos & shear), accurate=s.accurate | incons | redo, pre=s.pre & ~stop,
+        v_used=torch.where(renew, v_new, s.v_used), e=torch.where(renew, e_new, s.e),
+        active=act & ~finished, status=status,
+    )
+
+
+#: Steps between two convergence checks of the device backend (one host synchronisation each).
+CHECK_EVERY = 8
+
+
+def step_bound(max_iter: int) -> int:
+    """Fixed-size steps after which every lattice of the device backend has finished.
+
+    A lattice spends at most ``max_iter + 1`` steps in the pre-reduction (its shears and the step
+    that ends it), ``max_iter`` Krivy-Gruber steps, and between two of those at most two
+    certification steps that do not finish it (one that recomputes the tolerance, one that
+    switches to accurate rows: both happen at most once before a further Krivy-Gruber step is
+    needed), plus the step that finishes it: ``3 max_iter + 4``.  The backend stops there and
+    flags what is still running as not converged (never reached when the bound holds; tested).
+    """
+    return 3 * max_iter + 4
+
+
+def _reduce_device(flat: Tensor, eps: float, max_iter: int, *, skip: int = 0, check_every: int = CHECK_EVERY,
+                   max_steps: int | None = None, step: Any = None) -> tuple[Tensor, Tensor, Tensor, Tensor, int, int]:
+    """Device backend on a flat float64 batch: ``t`` (float64), G6, status, iterations, syncs, steps.
+
+    Fixed-size masked steps (:func:`_dev_step`) for the whole batch, ``check_every`` of them
+    between two convergence checks; each check is the call's only read of device data into
+    Python, so a call makes ``ceil(steps / check_every)`` host synchronisations.
+    """
+    if check_every < 1:
+        raise ValueError(f"check_every must be >= 1, got {check_every}")
+    cap = step_bound(max_iter) if max_steps is None else int(max_steps)
+    if cap < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    n, dev = flat.shape[0], flat.device
+    eye = torch.eye(3, dtype=_F64, device=dev).expand(n, 3, 3)
+    finite = torch.isfinite(flat).all(-1).all(-1)
+    src = torch.where(finite[:, None, None], flat, eye)
+    x, h, lo, nl, k = _batch.prepare(src, TorchOps(dev))
+    s = _dev_start(x, h, lo, nl, eps)
+    run = step if step is not None else _dev_step
+    steps = syncs = 0
+    while steps < cap:
+        for _ in range(min(check_every, cap - steps)):
+            s = run(s, eps, max_iter, skip)
+            steps += 1
+        syncs += 1
+        if not bool(s.active.any()):
+            break
+    status = torch.where(s.active, _kg.NOT_CONVERGED, s.status)  # over the step cap: flagged, never silent
+    g6n = torch.stack([s.g[:, 0, 0], s.g[:, 1, 1], s.g[:, 2, 2], 2 * s.g[:, 1, 2], 2 * s.g[:, 0, 2],
+                       2 * s.g[:, 0, 1]], -1)
+    t, _, g6, st, it, _ = _batch.finalize(s.t, s.r, g6n, status, s.n_pre + s.n_kg + s.extra, s.e, k, TorchOps(dev))
+    g6 = torch.where(finite[:, None], g6, float("nan"))
+    st = torch.where(finite, st.to(torch.int64), _kg.NONFINITE)
+    it = torch.where(finite, it, 0)
+    return t.to(_F64), g6, st, it, syncs, steps
+
+
 def _cannot_start(flat: Tensor) -> Tensor:
     """Non-finite, singular or numerically singular lattices: ``|det| <= 64 eps |a| |b| |c|``.
 
@@ -286,13 +603,13 @@ def _cannot_start(flat: Tensor) -> Tensor:
     return ~finite | ~(vol > 1e-300) | ~(vol > 64 * torch.finfo(_F64).eps * lengths)
 
 
-_BACKENDS = ("auto", "torch", "numba")
+_BACKENDS = ("auto", "device", "torch", "numba")
 #: Batches at least this large use the parallel compiled kernel (as :func:`latticesym.niggli_reduce`).
 _PARALLEL_FROM = 4096
 
 
 def _reduce_core(
-    flat: Tensor, *, eps: float, max_iter: int, backend: str
+    flat: Tensor, *, eps: float, max_iter: int, backend: str, check_every: int = CHECK_EVERY
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     """Reduce a flat float64 batch ``(n, 3, 3)`` (no autograd): ``T`` (float64), G6, iterations, ok, syncs.
 
@@ -311,7 +628,9 @@ def _reduce_core(
         return flat.new_zeros(0, 3, 3), flat.new_zeros(0, 6), z, z.bool(), 0
     if backend == "numba" and not _reduce_numba.available():
         raise ImportError("backend='numba' needs numba (the 'fast' extra)")
-    if backend == "numba" or (backend == "auto" and _reduce_numba.available()):
+    if backend == "auto" and not _reduce_numba.available():
+        backend = "device"
+    if backend == "numba" or backend == "auto":
         from latticesym.reduce._api import output_arrays
 
         src = np.ascontiguousarray(flat.detach().cpu().numpy(), dtype=np.float64)
@@ -325,6 +644,12 @@ def _reduce_core(
         T, g6_t, it_t, st_t = (torch.from_numpy(a).to(flat.device) for a in (t.astype(np.float64), g6, it, st))
         ok = st_t == _kg.OK
         return T, g6_t, it_t, ok, 0 if flat.device.type == "cpu" else 1
+    if backend == "device":
+        t_dev, g6_t, st_t, it_t, syncs, _ = _reduce_device(flat, float(eps), int(max_iter), check_every=check_every)
+        ok = st_t == _kg.OK
+        reset = ~ok & _cannot_start(flat)
+        T = torch.where(reset[:, None, None], torch.eye(3, dtype=_F64, device=flat.device), t_dev)
+        return T, g6_t, it_t, ok, syncs
     ops = TorchOps(flat.device)
     t, _, g6_t, st_t, it_t, _ = _batch.reduce_raw(flat, float(eps), int(max_iter), 0, ops)
     ok = st_t == _kg.OK
@@ -333,12 +658,34 @@ def _reduce_core(
     return T, g6_t, it_t, ok, ops.syncs
 
 
+#: Input dtypes whose product ``T @ L`` is formed in float64 and rounded once (see :func:`_apply`).
+_WIDEN = (torch.float16, torch.bfloat16)
+
+
+def _apply(T: Tensor, lattice: Tensor) -> Tensor:
+    """``T @ lattice`` in the input's dtype (float64 for integer input), differentiable in ``lattice``.
+
+    float32 and float64: the product in that dtype (error below :math:`3u\\,|T|\\,|L|`).  float16 and
+    bfloat16 cannot hold the transforms of sheared cells (integers above 2048 resp. 256 are
+    rounded, above 65504 float16 overflows to inf) nor sum three products without an error of
+    :math:`3u|T||L|` with :math:`u = 2^{-11}`: there the product is formed in float64 (exact
+    integer transform, error below :math:`2^{-52}|T||L|`) and rounded once to the input dtype, so
+    each entry is within :math:`u\\,|T L|` plus that of the exact product (fuzz finding, issue 13).
+    """
+    if not lattice.is_floating_point():
+        return T.to(_F64) @ lattice.to(_F64)
+    if lattice.dtype in _WIDEN:
+        return (T.to(_F64) @ lattice.to(_F64)).to(lattice.dtype)
+    return T.to(lattice.dtype) @ lattice
+
+
 def niggli_reduce_info(
     lattice: Tensor,
     *,
     eps: float = 1e-5,
     max_iter: int = 1000,
     backend: str = "auto",
+    check_every: int = CHECK_EVERY,
 ) -> TorchNiggliResult:
     """Niggli reduction that never raises on bad lattices: failures are flagged in ``ok``.
 
@@ -358,10 +705,10 @@ def niggli_reduce_info(
     flat = _as_batch(lattice)
     shape = tuple(lattice.shape[:-2])
     with torch.no_grad():
-        T, g6, iters, ok, syncs = _reduce_core(flat, eps=eps, max_iter=max_iter, backend=backend)
+        T, g6, iters, ok, syncs = _reduce_core(flat, eps=eps, max_iter=max_iter, backend=backend,
+                                               check_every=check_every)
     transform = T.to(torch.int64).reshape(*shape, 3, 3)
-    src = lattice if lattice.is_floating_point() else lattice.to(_F64)
-    reduced = T.to(src.dtype).reshape(*shape, 3, 3) @ src
+    reduced = _apply(T.reshape(*shape, 3, 3), lattice)
     return TorchNiggliResult(reduced, transform, g6.reshape(*shape, 6), iters.reshape(shape), ok.reshape(shape), syncs)
 
 
@@ -372,6 +719,7 @@ def niggli_reduce(
     max_iter: int = 1000,
     precision: str = "auto",
     backend: str = "auto",
+    check_every: int = CHECK_EVERY,
 ) -> tuple[Tensor, Tensor]:
     """Niggli-reduce a batch of lattices: ``reduced, transform = niggli_reduce(L)``.
 
@@ -386,11 +734,17 @@ def niggli_reduce(
         ``eps = 0`` compares exactly (lattices on a boundary then need escalation).
     max_iter : int
         Cap on the Krivy-Gruber steps (and, separately, on the pre-reduction steps).
-    backend : {"auto", "torch", "numba"}
+    backend : {"auto", "device", "torch", "numba"}
         ``"numba"``: latticesym's compiled kernel (:mod:`latticesym.reduce._numba`), on the host
-        (one host synchronisation for CUDA tensors).  ``"torch"``: the reducer's vectorised batch
-        run on the tensor's device.  ``"auto"``: numba when it is installed, torch otherwise.  The
-        two give identical results.
+        (one host synchronisation for CUDA tensors).  ``"device"``: fixed-size masked steps of the
+        whole batch on the tensor's device, ``ceil(steps / check_every)`` host synchronisations
+        (for a GPU training step and ``torch.compile``).  ``"torch"``: the reducer's vectorised
+        batch with a shrinking working set (many synchronisations).  ``"auto"``: numba when it is
+        installed, ``"device"`` otherwise.  All give identical results.
+    check_every : int
+        ``backend="device"`` only: fixed-size steps between two convergence checks (each check is
+        one host synchronisation; a larger value syncs less and may run up to ``check_every - 1``
+        steps after the last lattice has finished; the steps of finished lattices are no-ops).
     precision : {"auto", "float"}
         What to do with lattices whose float64 result cannot be certified (near-singular cells,
         transforms beyond :math:`2^{52}`, iteration cap): ``"auto"`` re-runs them with the numpy
@@ -429,7 +783,7 @@ def niggli_reduce(
     """
     if precision not in ("auto", "float"):
         raise ValueError(f"precision must be 'auto' or 'float', got {precision!r}")
-    info = niggli_reduce_info(lattice, eps=eps, max_iter=max_iter, backend=backend)
+    info = niggli_reduce_info(lattice, eps=eps, max_iter=max_iter, backend=backend, check_every=check_every)
     if lattice.shape[:-2].numel() == 0 or bool(info.ok.all()):
         return info.lattice, info.transform
     return _repair(lattice, info, eps=eps, precision=precision)
@@ -475,9 +829,7 @@ def _repair(lattice: Tensor, info: TorchNiggliResult, *, eps: float, precision: 
             errors=errors,
         )
     transform = transform.reshape(*shape, 3, 3).to(info.transform.device)
-    dtype = lattice.dtype if lattice.is_floating_point() else _F64
-    src = lattice if lattice.is_floating_point() else lattice.to(_F64)
-    return transform.to(dtype) @ src, transform
+    return _apply(transform, lattice), transform
 
 
 def _host_transform(lattice: np.ndarray, eps: float) -> np.ndarray:
