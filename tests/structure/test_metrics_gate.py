@@ -237,3 +237,23 @@ def test_example_gate_passes_and_catches_a_regressed_model(tmp_path: Path, capsy
     with np.load(EXAMPLE / "predictions.npz") as stored:
         for key, value in again.items():
             np.testing.assert_allclose(stored[key], value)
+
+
+def test_torch_pt_predictions_with_a_samples_axis(case: dict[str, Any], tmp_path: Path) -> None:
+    """DiffCSP saves eval_diff.pt as a dict of tensors with a leading sample axis (--multi_eval)."""
+    torch = pytest.importorskip("torch")
+    rows = [case["bad"], case["good"]]
+    p = np.stack([cell_parameters(np.stack([x[0] for x in row])) for row in rows])
+    data = {
+        "frac_coords": torch.tensor(np.stack([np.concatenate([x[1] for x in row]) for row in rows])),
+        "atom_types": torch.tensor(np.stack([np.concatenate([x[2] for x in row]) for row in rows])),
+        "lengths": torch.tensor(p[..., :3]), "angles": torch.tensor(p[..., 3:]),
+        "num_atoms": torch.tensor(np.stack([[len(x[2]) for x in row] for row in rows])),
+    }
+    torch.save(data, tmp_path / "eval_diff.pt")
+    samples = load_predictions(tmp_path / "eval_diff.pt")
+    m = csp_metrics(samples, case["refs"])
+    direct = csp_metrics(rows, case["refs"])
+    assert m.k == 2 and m.n_matched == direct.n_matched
+    np.testing.assert_allclose(m.pair_rms, direct.pair_rms, rtol=1e-9, atol=1e-12)
+    assert csp_metrics(samples, case["refs"], k=1).n_matched == csp_metrics([case["bad"]], case["refs"]).n_matched
