@@ -39,6 +39,15 @@ Fixtures
     Parametrised over the same families: a :class:`latticesym.testing.ExampleStructure`
     ``(lattice, frac_coords, species)`` that unpacks straight into
     :func:`~latticesym.testing.assert_basis_invariant`.
+``example_pymatgen_structure``
+    Parametrised over the same families: the structure as a pymatgen ``Structure`` with a
+    ``magmom`` site property (skipped where pymatgen is not installed).
+``example_ase_atoms``
+    The same as an ASE ``Atoms`` with ``tags`` (skipped without ASE).
+``bundled_structure``
+    Parametrised over real structures shipped with latticesym (the first three of the CDVAE
+    carbon_24 and perov_5 samples): a :class:`latticesym.datasets.Structure` (``lattice``,
+    ``frac_coords``, ``species``, ``id``), accepted by the checks as it is.
 ``latticesym_rng``
     The test's ``numpy.random.Generator``.
 
@@ -52,6 +61,11 @@ A downstream test file::
     @pytest.mark.invariance
     def test_featurizer(example_structure):
         assert_basis_invariant(my_featurizer, *example_structure)
+
+    @pytest.mark.invariance
+    def test_structure_model(example_pymatgen_structure):
+        # a model of pymatgen structures is called with a pymatgen Structure in every trial
+        assert_basis_invariant(my_model.predict_energy, example_pymatgen_structure, rotate=True)
 """
 
 from __future__ import annotations
@@ -62,6 +76,9 @@ from typing import Any
 import pytest
 
 __all__ = [
+    "bundled_structure",
+    "example_ase_atoms",
+    "example_pymatgen_structure",
     "example_structure",
     "float_tolerance",
     "lattice_family",
@@ -187,3 +204,42 @@ def example_structure(request: pytest.FixtureRequest, latticesym_rng: Any) -> An
     from latticesym import testing
 
     return testing.example_structure(request.param, rng=latticesym_rng)
+
+
+@pytest.fixture(params=_FAMILIES)
+def example_pymatgen_structure(request: pytest.FixtureRequest, latticesym_rng: Any) -> Any:
+    """One small structure of each example family as a pymatgen ``Structure`` (``magmom`` site property)."""
+    pytest.importorskip("pymatgen.core")
+    from pymatgen.core import Lattice, Structure
+
+    from latticesym import testing
+
+    ex = testing.example_structure(request.param, rng=latticesym_rng)
+    magmom = latticesym_rng.uniform(-2.0, 2.0, size=len(ex.species)).tolist()
+    return Structure(Lattice(ex.lattice), [int(z) for z in ex.species], ex.frac_coords,  # type: ignore[misc]
+                     site_properties={"magmom": magmom})
+
+
+@pytest.fixture(params=_FAMILIES)
+def example_ase_atoms(request: pytest.FixtureRequest, latticesym_rng: Any) -> Any:
+    """One small structure of each example family as an ASE ``Atoms`` (``pbc=True``, random ``tags``)."""
+    pytest.importorskip("ase")
+    from ase import Atoms
+
+    from latticesym import testing
+
+    ex = testing.example_structure(request.param, rng=latticesym_rng)
+    tags = latticesym_rng.integers(0, 5, size=len(ex.species))
+    return Atoms(numbers=ex.species, cell=ex.lattice, scaled_positions=ex.frac_coords, pbc=True, tags=tags)
+
+
+_BUNDLED = [("carbon_24", 0), ("carbon_24", 1), ("carbon_24", 2), ("perov_5", 0), ("perov_5", 1), ("perov_5", 2)]
+
+
+@pytest.fixture(params=_BUNDLED, ids=[f"{name}-{i}" for name, i in _BUNDLED])
+def bundled_structure(request: pytest.FixtureRequest) -> Any:
+    """A real structure shipped with latticesym (:class:`latticesym.datasets.Structure`), parametrised."""
+    from latticesym.datasets import load_structures
+
+    name, index = request.param
+    return load_structures(name)[index]

@@ -18,6 +18,14 @@ Errors are computed in float64 whatever the function computes in, and compared w
 tolerance chosen from the least precise floating dtype among the inputs and outputs
 (:data:`TOLERANCES`, relative to the size of the output; e3nn uses the same scheme).
 
+Structures
+----------
+Every check also takes a structure object in place of ``(lattice, frac_coords, species)``, and a
+model of structures in place of a function of arrays: ``assert_basis_invariant(model, structure)``
+with a pymatgen ``Structure``, an ASE ``Atoms``, an spglib cell, a
+:class:`latticesym.structure.CanonicalStructure` ...; ``model`` then receives the same crystal as an
+object of the same kind in every trial (``call=`` in :func:`invariance_error`).
+
 Wrapping
 --------
 ``frac @ inv(M)`` is computed with the exact integer inverse of ``M`` and then wrapped into
@@ -100,6 +108,7 @@ _defaults: dict[str, int] = {"trials": DEFAULT_TRIALS, "seed": 0}
 
 Kind = Literal["invariant", "lattice", "per_atom", "per_atom_cartesian", "per_atom_fractional"]
 Det = Literal[1, -1, "either"]
+Call = Literal["auto", "arrays", "structure"]
 
 
 # --------------------------------------------------------------------------- defaults
@@ -558,6 +567,126 @@ def _as_float64_input(x: Any) -> NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
 
 
+# --------------------------------------------------------------------------- structure objects
+def _positional_arity(fn: Callable[..., Any]) -> int | None:
+    """Required positional parameters of ``fn`` (``None`` if it takes ``*args`` or has no signature)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    kinds = [p.kind for p in sig.parameters.values()]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return None
+    return sum(1 for p in sig.parameters.values() if p.default is inspect.Parameter.empty
+               and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+
+def _structure_kind(obj: Any) -> str:
+    module = type(obj).__module__.split(".")[0]
+    if module == "pymatgen" and hasattr(obj, "lattice") and hasattr(obj, "frac_coords"):
+        return "pymatgen"
+    if module == "ase" and hasattr(obj, "get_scaled_positions"):
+        return "ase"
+    return "cell"
+
+
+@dataclass(frozen=True)
+class _StructureInput:
+    """A structure object given in place of ``(lattice, frac_coords, species)`` (see :func:`invariance_error`).
+
+    The checks move the atoms as indices ``0..n-1``; :meth:`rebuild` turns a transformed
+    ``(lattice, frac, indices)`` back into an object of the input's kind, :meth:`species_of` into
+    the species the array call receives.
+    """
+
+    obj: Any
+    kind: str  # "pymatgen", "ase" or "cell"
+    mode: str  # "structure" (fn(structure)) or "arrays" (fn(lattice, frac_coords, species))
+    lattice: NDArray[np.float64]
+    frac_coords: NDArray[np.float64]
+    species: Any
+    indices: NDArray[np.int64]
+
+    @staticmethod
+    def resolve(fn: Callable[..., Any], lattice: Any, frac_coords: Any, species: Any, call: str,
+                dtype: Any) -> _StructureInput | None:
+        if call not in ("auto", "arrays", "structure"):
+            raise ValueError(f"call must be 'auto', 'arrays' or 'structure', got {call!r}")
+        if frac_coords is None and species is None:
+            obj = lattice
+            if isinstance(obj, np.ndarray) or _is_torch(obj):
+                raise TypeError(f"a lattice array of shape {tuple(obj.shape)} needs frac_coords and species; "
+                                "pass them, or pass a structure object (pymatgen Structure, ASE Atoms, "
+                                "(lattice, frac_coords, species) tuple)")
+            kind = _structure_kind(obj)
+            if kind == "pymatgen":
+                L = np.asarray(obj.lattice.matrix, dtype=np.float64)
+                f = np.asarray(obj.frac_coords, dtype=np.float64).reshape(-1, 3)
+                spec: Any = (np.array([site.specie.Z for site in obj], dtype=np.int64) if obj.is_ordered
+                             else [site.species for site in obj])
+            elif kind == "ase":
+                L = np.asarray(obj.cell.array, dtype=np.float64)
+                f = np.asarray(obj.get_scaled_positions(wrap=False), dtype=np.float64).reshape(-1, 3)
+                spec = np.asarray(obj.numbers, dtype=np.int64)
+            else:
+                fields = obj if isinstance(obj, Mapping) else None
+                if fields is None and all(hasattr(obj, k) for k in ("lattice", "frac", "species")) \
+                        and not hasattr(obj, "frac_coords"):  # latticesym.structure.CanonicalStructure
+                    fields = {"lattice": obj.lattice, "frac_coords": obj.frac, "species": obj.species}
+                from latticesym.adapters import as_cell
+
+                try:
+                    cell = as_cell(fields if fields is not None else obj)
+                except (TypeError, KeyError) as exc:
+                    raise TypeError(f"cannot read a {type(obj).__name__} as a structure ({exc}); pass "
+                                    "(lattice, frac_coords, species) or a pymatgen Structure / ASE Atoms") from exc
+                L, f, spec = cell.lattice, cell.frac_coords, cell.species
+            if L.shape != (3, 3):
+                raise LatticeShapeError(f"the structure's lattice must have shape (3, 3), got {L.shape}")
+            arity = _positional_arity(fn)
+            mode = call if call != "auto" else ("structure" if kind != "cell" and arity == 1 else "arrays")
+            if mode == "arrays" and not isinstance(spec, np.ndarray):
+                raise LatticeError("a disordered pymatgen structure (partial occupancies) has no atomic numbers "
+                                   "to pass to fn(lattice, frac_coords, species); use call='structure'")
+            if mode == "structure" and dtype is not None:
+                raise ValueError(f"dtype={dtype!r} casts the arrays of fn(lattice, frac_coords, species); it does "
+                                 "not apply to call='structure'")
+            return _StructureInput(obj, kind, mode, L, f, spec, np.arange(f.shape[0], dtype=np.int64))
+        if frac_coords is None or species is None:
+            raise TypeError("pass both frac_coords and species with a lattice, or a structure object alone")
+        if call != "structure":
+            return None
+        L = _as_float64_input(lattice)
+        f = _as_float64_input(frac_coords).reshape(-1, 3)
+        return _StructureInput((L, f, species), "cell", "structure", L, f, species,
+                               np.arange(f.shape[0], dtype=np.int64))
+
+    def species_of(self, idx: Any) -> Any:
+        """The species of the atoms ``idx`` (indices into the input's atoms), in the input's container."""
+        return _permute_species(self.species, np.asarray(idx, dtype=np.int64))
+
+    def rebuild(self, lattice: NDArray[np.float64], frac: NDArray[np.float64], idx: Any) -> Any:
+        """An object of the input's kind for the transformed structure (site data follow their atoms)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.kind == "pymatgen":
+            from pymatgen.core import Lattice, Structure
+
+            sites = [self.obj[int(i)] for i in idx]
+            props = {k: [v[int(i)] for i in idx] for k, v in self.obj.site_properties.items()}
+            return Structure(Lattice(lattice), [site.species for site in sites], frac, coords_are_cartesian=False,
+                             site_properties=props, to_unit_cell=False, charge=getattr(self.obj, "charge", None))
+        if self.kind == "ase":
+            atoms = self.obj[idx]  # a copy with every per-atom array permuted
+            atoms.set_cell(lattice, scale_atoms=False)
+            atoms.set_scaled_positions(frac)
+            return atoms
+        from latticesym.adapters import Cell
+
+        return Cell(lattice, frac, self.species_of(idx))
+
+
 # --------------------------------------------------------------------------- report
 @dataclass(frozen=True, repr=False)
 class InvarianceReport:
@@ -738,9 +867,10 @@ class BasisInvarianceError(AssertionError):
 def invariance_error(
     fn: Callable[..., Any],
     lattice: Any,
-    frac_coords: Any,
-    species: Any,
+    frac_coords: Any = None,
+    species: Any = None,
     *,
+    call: Call = "auto",
     trials: int | None = None,
     max_entry: int = DEFAULT_MAX_ENTRY,
     det: Det = "either",
@@ -770,12 +900,27 @@ def invariance_error(
     fn : callable
         ``fn(lattice, frac_coords, species)`` returning a number, an array, a torch tensor,
         or a (nested) tuple / list / dict of them.
-    lattice : array_like or torch.Tensor, shape (3, 3)
+    lattice : array_like or torch.Tensor, shape (3, 3), or a structure object
         Rows are basis vectors.  ``fn`` receives lattices and coordinates of the same kind
-        (numpy or torch, same float dtype and device) unless ``dtype`` is given.
-    frac_coords : array_like or torch.Tensor, shape (n, 3)
-    species : sequence, ndarray or torch.Tensor of length n
-        Passed through unchanged (permuted when ``permute``).
+        (numpy or torch, same float dtype and device) unless ``dtype`` is given.  Or, with
+        ``frac_coords`` and ``species`` left out, a whole structure: a pymatgen ``Structure``
+        (disordered ones too, with ``call="structure"``), an ASE ``Atoms``, a
+        ``(lattice, frac_coords, species)`` tuple (spglib cells, :class:`ExampleStructure`), a
+        :class:`latticesym.adapters.Cell`, a :class:`latticesym.structure.CanonicalStructure`,
+        a :class:`latticesym.datasets.Structure` or a mapping with those keys (see ``call``).
+    frac_coords : array_like or torch.Tensor, shape (n, 3), optional
+        Required with a lattice array, left out with a structure object.
+    species : sequence, ndarray or torch.Tensor of length n, optional
+        Passed through unchanged (permuted when ``permute``); required with a lattice array.
+    call : {"auto", "arrays", "structure"}
+        How ``fn`` is called.  ``"arrays"``: ``fn(lattice, frac_coords, species)`` (a structure
+        object is read into float64 arrays and atomic numbers).  ``"structure"``: ``fn(obj)``
+        with ``obj`` an object of the input's kind for every transformed crystal: a pymatgen
+        ``Structure`` (site species and ``site_properties`` follow their atoms, ``charge`` kept),
+        an ASE ``Atoms`` (``atoms[perm]`` with the new cell and scaled positions, so every
+        per-atom array, ``pbc`` and ``info`` follow), else a :class:`latticesym.adapters.Cell`.
+        ``"auto"`` (default): ``"structure"`` for a pymatgen / ASE object and an ``fn`` with
+        exactly one required positional parameter, ``"arrays"`` otherwise.
     trials : int, optional
         Number of random basis changes (default :data:`DEFAULT_TRIALS`, or
         ``--latticesym-trials``).
@@ -811,6 +956,11 @@ def invariance_error(
     -------
     InvarianceReport
 
+    Raises
+    ------
+    TypeError
+        A lattice array without ``frac_coords`` / ``species``, or an object that is not a structure.
+
     Examples
     --------
     >>> import numpy as np
@@ -819,6 +969,15 @@ def invariance_error(
     >>> r = invariance_error(density, 4.0 * np.eye(3), np.zeros((1, 3)), [6], trials=5)
     >>> r.passed, r.trials, r.max_error < 1e-12
     (True, 5, True)
+
+    A structure object and a model of structures (here a pymatgen ``Structure`` and its volume):
+
+    >>> from pymatgen.core import Lattice, Structure
+    >>> nacl = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> invariance_error(lambda s: s.volume, nacl, trials=5).passed
+    True
+    >>> invariance_error(lambda s: s.lattice.a, nacl, trials=5, det=1).passed   # a is basis-dependent
+    False
     """
     return _measure(
         fn,
@@ -826,6 +985,7 @@ def invariance_error(
         frac_coords,
         species,
         kind="invariant",
+        call_mode=call,
         trials=trials,
         max_entry=max_entry,
         det=det,
@@ -844,9 +1004,10 @@ def invariance_error(
 def equivariance_error(
     fn: Callable[..., Any],
     lattice: Any,
-    frac_coords: Any,
-    species: Any,
+    frac_coords: Any = None,
+    species: Any = None,
     *,
+    call: Call = "auto",
     kind: Kind = "lattice",
     trials: int | None = None,
     max_entry: int = DEFAULT_MAX_ENTRY,
@@ -896,6 +1057,7 @@ def equivariance_error(
         frac_coords,
         species,
         kind=kind,
+        call_mode=call,
         trials=trials,
         max_entry=max_entry,
         det=det,
@@ -918,6 +1080,7 @@ def _measure(
     species: Any,
     *,
     kind: str,
+    call_mode: str,
     trials: int | None,
     max_entry: int,
     det: Det,
@@ -944,6 +1107,9 @@ def _measure(
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     seed_value = _defaults["seed"] if seed is None else int(seed)
 
+    structure = _StructureInput.resolve(fn, lattice, frac_coords, species, call_mode, dtype)
+    if structure is not None:  # the atoms travel as indices; species / objects are rebuilt from them
+        lattice, frac_coords, species = structure.lattice, structure.frac_coords, structure.indices
     L = _as_float64_input(lattice)
     f = _as_float64_input(frac_coords).reshape(-1, 3)
     if L.shape != (3, 3):
@@ -961,6 +1127,10 @@ def _measure(
     Qs = random_rotations(n_trials, rng=rng) if rotate else None
 
     def call(L_: NDArray[np.float64], f_: NDArray[np.float64], s_: Any) -> tuple[NDArray[np.float64], str | None]:
+        if structure is not None:
+            if structure.mode == "structure":
+                return _to_float64(fn(structure.rebuild(L_, f_, s_)))
+            s_ = structure.species_of(s_)
         a, b = backend.arrays(L_, f_)
         return _to_float64(fn(a, b, s_))
 
@@ -1009,10 +1179,10 @@ def _measure(
         permutation=worst["perm"],
         lattice=L,
         frac_coords=f,
-        species=species,
+        species=species if structure is None else structure.species,
         transformed_lattice=worst["L2"],
         transformed_frac_coords=worst["f2"],
-        transformed_species=worst["s2"],
+        transformed_species=worst["s2"] if structure is None else structure.species_of(worst["s2"]),
         expected=worst["expected"],
         actual=worst["actual"],
         original=original,
@@ -1073,7 +1243,7 @@ def _error(actual: NDArray[np.float64], expected: NDArray[np.float64], atol: flo
 
 # --------------------------------------------------------------------------- asserting
 def assert_basis_invariant(
-    fn: Callable[..., Any], lattice: Any, frac_coords: Any, species: Any, **kwargs: Any
+    fn: Callable[..., Any], lattice: Any, frac_coords: Any = None, species: Any = None, **kwargs: Any
 ) -> InvarianceReport:
     """Fail with a readable report unless ``fn`` is invariant under changes of basis.
 
@@ -1106,8 +1276,8 @@ def assert_basis_invariant(
 def assert_basis_equivariant(
     fn: Callable[..., Any],
     lattice: Any,
-    frac_coords: Any,
-    species: Any,
+    frac_coords: Any = None,
+    species: Any = None,
     *,
     kind: Kind = "lattice",
     **kwargs: Any,
