@@ -9,10 +9,13 @@ torch.
   reproduced faithfully with its failure modes; ``space="gram"`` is latticesym's basis- and
   rotation-invariant variant.
 - :class:`NiggliProxyLoss`, :class:`GramNiggliLoss`: ``nn.Module`` wrappers with ``reduction=``.
+- :class:`BasisInvariant`: frame averaging over the near-reduced bases, making any model of
+  ``(lattice, frac, species)`` basis-invariant and continuous across Niggli boundaries.
 """
 
 from __future__ import annotations
 
+from latticesym.torch._frame_average import BasisInvariant, FrameAveragePlan
 from latticesym.torch._loss import (
     GramNiggliLoss,
     LatticeLoss,
@@ -33,6 +36,8 @@ from latticesym.torch._reduce import (
 from latticesym.torch._structure import TorchCanonicalBatch, canonicalize
 
 __all__ = [
+    "BasisInvariant",
+    "FrameAveragePlan",
     "GramNiggliLoss",
     "LatticeLoss",
     "NiggliProxyLoss",
