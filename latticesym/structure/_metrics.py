@@ -353,10 +353,16 @@ def _params(g6: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.fl
 
 
 @functools.cache
-def _near_transforms() -> NDArray[np.float64]:
-    """The 6960 integer matrices with entries in {-1, 0, 1} and ``det = +-1``."""
-    M = np.array(list(product((-1, 0, 1), repeat=9)), dtype=np.float64).reshape(-1, 3, 3)
-    return M[np.abs(np.rint(np.linalg.det(M))) == 1]
+def _near_transforms() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The 26 non-zero vectors of {-1, 0, 1}^3 and, as index triples into them, the rows of the
+    3480 integer matrices with entries in {-1, 0, 1}, ``det = +-1`` and a positive first non-zero
+    entry (``M`` and ``-M`` give the same Gram matrix; the 6960 matrices come in such pairs)."""
+    V = np.array([v for v in product((-1, 0, 1), repeat=3) if any(v)], dtype=np.float64)
+    ijk = np.array(list(product(range(len(V)), repeat=3)), dtype=np.int64)
+    M = V[ijk].reshape(-1, 9)
+    first = M[np.arange(len(M)), np.argmax(M != 0, axis=1)]
+    keep = (np.abs(np.rint(np.linalg.det(V[ijk]))) == 1) & (first > 0)
+    return V, ijk[keep]
 
 
 def _gram(g6: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -365,19 +371,44 @@ def _gram(g6: NDArray[np.float64]) -> NDArray[np.float64]:
                      np.stack([eta / 2, xi / 2, C], -1)], -2)
 
 
-def _g6_of(G: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.stack([G[..., 0, 0], G[..., 1, 1], G[..., 2, 2], 2 * G[..., 1, 2], 2 * G[..., 0, 2],
-                     2 * G[..., 0, 1]], axis=-1)
+def _aligned_g6(P: NDArray[np.float64], R: NDArray[np.float64], chunk: int = 256) -> NDArray[np.float64]:
+    r"""For each pair, the G6 of ``M G_P M^T`` closest to ``R`` over the near transforms ``M``.
 
-
-def _aligned_g6(P: NDArray[np.float64], R: NDArray[np.float64]) -> NDArray[np.float64]:
-    """For each pair, the G6 of ``M G_P M^T`` closest to ``R`` over the near transforms ``M``."""
-    Ms = _near_transforms()
+    Vectorised through the 26 x 26 table :math:`Q_{ab} = v_a^T G_P v_b` of the non-zero vectors
+    of :math:`\{-1,0,1\}^3`: the G6 of ``M G M^T`` with rows ``(v_i, v_j, v_k)`` is
+    ``(Q_ii, Q_jj, Q_kk, 2 Q_jk, 2 Q_ik, 2 Q_ij)``, so the squared distance to ``R`` is a sum of
+    six gathered tables.  Equally close distinct candidates (to ``1e-12`` relative) are resolved
+    by the lexicographically smallest G6, so the choice does not depend on the order the
+    candidates come in (the basis of the prediction).
+    """
+    V, ijk = _near_transforms()
+    i, j, k = ijk.T
     out = np.full(P.shape, np.nan)
-    flat_p, flat_r, flat_o = P.reshape(-1, 6), np.broadcast_to(R, P.shape).reshape(-1, 6), out.reshape(-1, 6)
-    for t in np.flatnonzero(np.all(np.isfinite(flat_p), axis=1) & np.all(np.isfinite(flat_r), axis=1)):
-        cand = _g6_of(Ms @ _gram(flat_p[t]) @ Ms.transpose(0, 2, 1))  # (6960, 6)
-        flat_o[t] = cand[np.argmin(np.linalg.norm(cand - flat_r[t], axis=1))]
+    flat_p, flat_r = P.reshape(-1, 6), np.broadcast_to(R, P.shape).reshape(-1, 6)
+    flat_o = out.reshape(-1, 6)
+    todo = np.flatnonzero(np.all(np.isfinite(flat_p), axis=1) & np.all(np.isfinite(flat_r), axis=1))
+    for start in range(0, len(todo), chunk):
+        t = todo[start:start + chunk]
+        r = flat_r[t]
+        Q = np.einsum("ai,pij,bj->pab", V, _gram(flat_p[t]), V, optimize=True)  # (c, 26, 26)
+        q = np.diagonal(Q, axis1=1, axis2=2)
+        d2 = ((q - r[:, 0:1]) ** 2)[:, i] + ((q - r[:, 1:2]) ** 2)[:, j] + ((q - r[:, 2:3]) ** 2)[:, k]
+        d2 += ((2 * Q - r[:, 3, None, None]) ** 2)[:, j, k]
+        d2 += ((2 * Q - r[:, 4, None, None]) ** 2)[:, i, k]
+        d2 += ((2 * Q - r[:, 5, None, None]) ** 2)[:, i, j]
+        best = np.argmin(d2, axis=1)
+        rows = np.arange(len(t))
+        near = d2 <= (d2[rows, best] * (1 + 2e-12) + 1e-300)[:, None]
+        for c in np.flatnonzero(near.sum(axis=1) > 1):
+            n_i, n_j, n_k = ijk[near[c]].T
+            Qc = Q[c]
+            options = np.stack([Qc[n_i, n_i], Qc[n_j, n_j], Qc[n_k, n_k], 2 * Qc[n_j, n_k], 2 * Qc[n_i, n_k],
+                                2 * Qc[n_i, n_j]], axis=-1)
+            if np.ptp(options, axis=0).max() > 0:  # distinct candidates tie: lexicographic minimum
+                best[c] = np.flatnonzero(near[c])[np.lexsort(options.T[::-1])[0]]
+        bi, bj, bk = ijk[best].T
+        flat_o[t] = np.stack([Q[rows, bi, bi], Q[rows, bj, bj], Q[rows, bk, bk], 2 * Q[rows, bj, bk],
+                              2 * Q[rows, bi, bk], 2 * Q[rows, bi, bj]], axis=-1)
     return out
 
 
@@ -386,7 +417,8 @@ def lattice_errors(pred_g6: Any, ref_g6: Any) -> LatticeErrors:
 
     The prediction's reduced cell is first aligned with the reference's: of the bases
     :math:`M P` with :math:`M` integer, entries in :math:`\{-1, 0, 1\}`, :math:`\det M = \pm 1`
-    (6960 matrices), the one whose G6 is closest to the reference's.  Two lattices on either side
+    (6960 matrices, 3480 up to sign), the one whose G6 is closest to the reference's (ties: the lexicographically
+    smallest G6).  Two lattices on either side
     of a Niggli boundary have distant reduced G6 vectors but nearby aligned ones; the set of
     aligned Gram matrices :math:`M G_P M^T` does not depend on which reduced basis (they differ by
     an automorphism) the reduction returned.  ``g6_rel_reduced`` keeps the plain difference.
