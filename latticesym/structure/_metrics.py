@@ -99,6 +99,13 @@ def _cell(x: Any, what: str) -> tuple[NDArray[np.float64], NDArray[np.float64], 
     """``(lattice, frac, species)`` of any structure :func:`latticesym.adapters.as_cell` accepts."""
     from latticesym.adapters import as_cell
 
+    if isinstance(x, (tuple, list)) and len(x) == 3 and np.asarray(x[2]).dtype.kind in "USO":
+        from latticesym.structure._layout import species_keys  # element symbols -> atomic numbers
+
+        try:
+            x = (x[0], x[1], species_keys(x[2], len(np.asarray(x[2])))[1])
+        except (LatticeError, TypeError) as exc:
+            raise LatticeShapeError(f"{what}: species {exc}") from exc
     try:
         c = as_cell(x)
     except (TypeError, KeyError, IndexError) as exc:

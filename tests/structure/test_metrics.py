@@ -190,6 +190,17 @@ def test_invalid_predictions_count_as_unmatched_not_errors() -> None:
     assert np.isnan(m.lattice.g6_rel[0, 1]) and np.isfinite(m.lattice.g6_rel[0, 0])
 
 
+def test_element_symbols_and_pymatgen_structures() -> None:
+    pytest.importorskip("pymatgen")
+    from latticesym.adapters import to_pymatgen
+
+    symbols = (L0, F0, ["Na", "Cl"])
+    m = csp_metrics([symbols, to_pymatgen(M1 @ L0, F0 @ np.linalg.inv(M1), [11, 17])], [REF, symbols])
+    assert m.n_matched == 2 and m.valid.all()
+    with pytest.raises(LatticeShapeError, match="reference 0: species"):
+        csp_metrics([REF], [(L0, F0, ["Na", "Xx"])])
+
+
 def test_bad_references_raise_typed_errors() -> None:
     with pytest.raises(NonFiniteLatticeError, match="reference 1"):
         csp_metrics([REF, REF], [REF, (np.full((3, 3), np.nan), F0, [11, 17])])
