@@ -5,7 +5,11 @@ Every reducer promises (``CONVENTIONS.md``): ``transform`` integer with ``det ==
 input.  The torch reducer also promises: float64 decisions for float32 input, the same
 results from its two backends (latticesym's batch code run on tensors, latticesym's compiled
 kernel) and from :func:`latticesym.niggli_reduce`, iteration counts logarithmic in the shear,
-and the host-sync count of its docstring.
+and the host-sync count of its docstring.  The on-device backend (``backend="device"``, fixed-size
+masked steps) is checked here against the existing batch path bit for bit, on every stress family
+and the bundled real cells, against the exact oracle on a sample, with deliberately broken
+variants (a dropped mask, a skipped step) that the same check must catch; its sync count is in
+``test_sync_count.py``.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from latticesym.reduce._accurate import exact_det
 from latticesym.reference import is_niggli_reduced as exact_is_reduced
 from latticesym.reference import niggli_reduce as exact_reduce
 
-BACKENDS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(not _numba.available(), reason="no numba"))]
-BACKENDS_PLAIN = ["torch", "numba"] if _numba.available() else ["torch"]
+BACKENDS = ["device", "torch",
+            pytest.param("numba", marks=pytest.mark.skipif(not _numba.available(), reason="no numba"))]
+BACKENDS_PLAIN = ["device", "torch", "numba"] if _numba.available() else ["device", "torch"]
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: 1e-3, torch.float64: 1e-9}  # relative, as latticesym.testing.TOLERANCES
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
@@ -375,3 +380,157 @@ def test_torch_ops_round_like_numpy(device: str) -> None:
     m, e = ops.frexp(xt)
     m_np, e_np = NUMPY.frexp(x)
     assert np.array_equal(m.cpu().numpy(), m_np) and np.array_equal(e.cpu().numpy(), e_np)
+
+
+# --------------------------------------------------------------------------- the device backend
+STRESS = ("physical", "untrained", "boundary", "sheared", "scaled", "extreme_aspect", "near_singular", "invalid")
+
+
+def _stress_and_bundled(n: int, seed: int) -> np.ndarray:
+    """``n`` lattices of every stress family plus ``4 n`` bundled real cells in random bases."""
+    from latticesym.datasets import load_structures
+
+    rng = _rng(seed)
+    cells = np.stack([s.lattice for name in ("perov_5", "carbon_24") for s in load_structures(name)])
+    real = cells[rng.choice(len(cells), 4 * n, replace=False)]
+    real = np.einsum("nij,njk->nik", random_unimodular(len(real), max_entry=3, rng=rng).astype(np.float64), real)
+    return np.concatenate([*(generate(name, n, rng) for name in STRESS), real])
+
+
+def _mismatch(a: lt.TorchNiggliResult, b: lt.TorchNiggliResult) -> list[str]:
+    """What differs between two reductions of one batch (flags, transforms, iterations, G6 bits)."""
+    out = []
+    for name in ("ok", "transform", "iterations"):
+        if not torch.equal(getattr(a, name), getattr(b, name)):
+            out.append(name)
+    if not np.array_equal(a.g6.numpy().view(np.int64), b.g6.numpy().view(np.int64)):
+        out.append("g6")
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_device_backend_is_the_batch_path_bit_for_bit(dtype: torch.dtype) -> None:
+    """Masked fixed-size steps take every lattice down its own path: the existing results, bit for bit."""
+    L = torch.tensor(_stress_and_bundled(20, seed=20), dtype=dtype)
+    dev = lt.niggli_reduce_info(L, backend="device")
+    ref = lt.niggli_reduce_info(L, backend="torch")
+    assert _mismatch(dev, ref) == []
+    assert int(dev.ok.sum()) >= 200 and not bool(dev.ok.all())  # certified cells and flagged ones
+    torch.testing.assert_close(dev.lattice, ref.lattice, rtol=0, atol=0, equal_nan=True)
+    if _numba.available():
+        assert _mismatch(dev, lt.niggli_reduce_info(L, backend="numba")) == []
+
+
+def test_device_backend_agrees_with_the_exact_oracle() -> None:
+    """A sample: generic cells get the oracle's transform and G6 (within e); real cells (often on a
+    boundary: cubic perovskites) the oracle's reduced form up to the Niggli neighbour set."""
+    rng = _rng(21)
+    generic = np.concatenate([generate("physical", 6, rng), generate("untrained", 6, rng)])
+    real = _stress_and_bundled(2, 22)[-8:]
+    L = np.concatenate([generic, real])
+    info = lt.niggli_reduce_info(torch.tensor(L), backend="device")
+    assert bool(info.ok.all())
+    for i in range(len(L)):
+        exact = exact_reduce(L[i])
+        g_exact = np.array([float(x) for x in exact.g6])
+        if i < len(generic):
+            np.testing.assert_allclose(info.g6[i].numpy(), g_exact, rtol=0, atol=_tolerance(L[i]))
+            assert info.transform[i].tolist() == exact.transform.tolist()
+        else:
+            assert _equivalence_error(info.g6[i].numpy(), g_exact) <= 4 * _tolerance(L[i])
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5])
+def test_device_backend_with_tiny_iteration_caps(max_iter: int) -> None:
+    """Lattices over ``max_iter`` are flagged as the batch path flags them: the step bound is never hit."""
+    L = torch.tensor(np.concatenate([generate("sheared", 20, _rng(23)), _mixed_batch(10, seed=23)]))
+    dev = lt.niggli_reduce_info(L, backend="device", max_iter=max_iter)
+    ref = lt.niggli_reduce_info(L, backend="torch", max_iter=max_iter)
+    assert _mismatch(dev, ref) == []
+    assert not bool(dev.ok.all())
+
+
+def test_device_backend_step_cap_is_never_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the step cap a lattice is flagged: re-run on the host (``"auto"``) or a typed error."""
+    from latticesym.torch import _reduce
+
+    L = torch.tensor(generate("sheared", 6, _rng(24)))
+    _, want = lt.niggli_reduce(L, backend="torch")
+    monkeypatch.setattr(_reduce, "step_bound", lambda max_iter: 3)
+    info = lt.niggli_reduce_info(L, backend="device")
+    assert not bool(info.ok.any())
+    with pytest.raises(BatchReductionError) as err:
+        lt.niggli_reduce(L, backend="device", precision="float")
+    assert isinstance(err.value.errors[0], PrecisionError)
+    _, got = lt.niggli_reduce(L, backend="device")
+    assert torch.equal(got, want)
+
+
+def test_device_backend_check_is_not_vacuous(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped mask and a skipped step each change what the bit-for-bit check compares."""
+    from latticesym.torch import _reduce
+
+    L = torch.tensor(_stress_and_bundled(6, seed=25))
+    ref = lt.niggli_reduce_info(L, backend="torch")
+    assert _mismatch(lt.niggli_reduce_info(L, backend="device"), ref) == []
+    flat = L.reshape(-1, 3, 3)
+
+    def info_of(out: tuple[torch.Tensor, ...]) -> lt.TorchNiggliResult:
+        t, g6, st, it, syncs, _ = out
+        return lt.TorchNiggliResult(L, t.to(torch.int64), g6, it, st == 0, syncs)
+
+    skipped = info_of(_reduce._reduce_device(flat, 1e-5, 1000, skip=1 << 5))  # step A5 never taken
+    assert "transform" in _mismatch(skipped, ref)
+    # (the skip hook disables A5 in the certification too, so only the comparison and the oracle see it)
+    wrong = (skipped.transform != ref.transform).flatten(1).any(1) & ref.ok
+    cells = (skipped.transform[wrong].double() @ flat[wrong]).numpy()
+    assert not all(exact_is_reduced(c) for c in cells)
+    put_row = _reduce._put_row
+    monkeypatch.setattr(_reduce, "_put_row", lambda m, where, i, row: put_row(m, torch.ones_like(where), i, row))
+    assert _mismatch(lt.niggli_reduce_info(L, backend="device"), ref)  # every lattice's row rewritten
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_backend_on_each_device(device: str) -> None:
+    L = torch.tensor(_mixed_batch(40, seed=26))
+    ref = lt.niggli_reduce_info(L, backend="torch")
+    dev = lt.niggli_reduce_info(L.to(device), backend="device")
+    assert dev.transform.device.type == device
+    assert torch.equal(dev.transform.cpu(), ref.transform) and torch.equal(dev.iterations.cpu(), ref.iterations)
+    assert np.array_equal(dev.g6.cpu().numpy().view(np.int64), ref.g6.numpy().view(np.int64))
+
+
+# --------------------------------------------------------------------------- half-precision inputs
+#: Fuzz findings (issue 13, ``make fuzz`` 2026-12-03): float16 cells whose transforms exceed what
+#: float16 holds (entries 2.3e5 and 6.6e5 > 65504); ``T.half() @ L`` was inf / NaN.
+HALF_FINDINGS = [
+    [[[4.6944e04, -2.7120e04, 2.3660e03], [-2.3075e02, -2.7850e02, 1.2506e02], [4.6725e02, 5.6450e02, -2.5362e02]],
+     [[1.4552e04, 6.3938e01, -1.0936e04], [-3.3828e00, -2.3887e00, -5.4609e00], [4.7575e02, -1.3056e04, 1.2688e04]]],
+    [[[-3.3660e03, -3.9620e03, 3.6660e03], [4.5440e03, -7.8880e03, -4.2960e03], [-9.1992e-01, 9.1953e00, 4.9463e-01]]],
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", range(len(HALF_FINDINGS)))
+def test_half_precision_reduced_is_transform_at_input(case: int, dtype: torch.dtype) -> None:
+    """``reduced`` is ``T @ L`` formed exactly (float64) and rounded once: within ``u |T L|``.
+
+    That is ``2**-11`` (float16) or ``2**-8`` (bfloat16) of each entry, far inside the fuzz check's
+    ``1e-3 |T| |L|`` for float16 (the rounded product in float16 itself errs by up to
+    ``3 * 2**-11 |T||L|`` even where nothing overflows).
+    """
+    L = torch.tensor(HALF_FINDINGS[case], dtype=dtype, requires_grad=True)
+    reduced, T = lt.niggli_reduce(L)
+    assert reduced.dtype == dtype and bool(torch.isfinite(reduced).all())
+    exact = T.double() @ L.detach().double()
+    u = torch.finfo(dtype).eps / 2  # unit roundoff
+    assert bool(((reduced.double() - exact).abs() <= u * exact.abs()).all())
+    scale = (T.double().abs() @ L.detach().double().abs()).amax((-1, -2), keepdim=True)
+    assert bool(((reduced.double() - exact).abs() <= 1e-3 * scale).all()) or dtype == torch.bfloat16
+    if dtype == torch.float16:
+        assert int(T.abs().max()) > 65504  # the finding: a transform float16 cannot hold
+        naive = T.to(dtype) @ L.detach()
+        assert not bool(torch.isfinite(naive).all())
+    reduced.sum().backward()  # d sum(T L) / dL = T^T 1, rounded once (inf where beyond float16's range)
+    want = (T.double().transpose(-1, -2) @ torch.ones_like(exact)).to(dtype)
+    assert L.grad is not None and torch.equal(L.grad, want)
