@@ -589,7 +589,10 @@ def csp_metrics(
     dask_client: Any = None,
     chunk_size: int = 64,
 ) -> CSPMetrics:
-    r"""Match rate, RMSE and basis-free lattice errors of CSP predictions (see the module doc).
+    r"""Match rate, RMSE and basis-free lattice errors of CSP predictions (DiffCSP's evaluation).
+
+    See the guide *CSP metrics and their gate* (``docs/metrics.md``) for the definitions and the
+    line-by-line correspondence with DiffCSP's ``compute_metrics.py``.
 
     Parameters
     ----------
@@ -623,8 +626,8 @@ def csp_metrics(
     Raises
     ------
     LatticeShapeError
-        Sample lists of a length other than ``n``, ``k`` larger than the samples given, or an
-        unreadable reference.
+        No references, sample lists of a length other than ``n``, ``k`` larger than the samples
+        given, or an unreadable reference.
     NonFiniteLatticeError, SingularLatticeError
         A reference with a non-finite or singular lattice.
 
@@ -644,6 +647,8 @@ def csp_metrics(
     samples = _samples(predictions)
     refs = list(references)
     n = len(refs)
+    if n == 0:
+        raise LatticeShapeError("csp_metrics: no references (a match rate over none is undefined)")
     if k is not None:
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise LatticeShapeError(f"k must be an integer >= 1, got {k!r}")

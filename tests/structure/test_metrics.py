@@ -208,6 +208,8 @@ def test_bad_references_raise_typed_errors() -> None:
         csp_metrics([REF], [REF, REF])
     with pytest.raises(LatticeShapeError, match="k=3 but only 2"):
         csp_metrics([[REF], [REF]], [REF], k=3)
+    with pytest.raises(LatticeShapeError, match="no references"):
+        csp_metrics([], [])
     with pytest.raises(LatticeShapeError, match="reference 0: not a structure"):
         csp_metrics([REF], [object()])
 
