@@ -257,3 +257,10 @@ def test_torch_pt_predictions_with_a_samples_axis(case: dict[str, Any], tmp_path
     assert m.k == 2 and m.n_matched == direct.n_matched
     np.testing.assert_allclose(m.pair_rms, direct.pair_rms, rtol=1e-9, atol=1e-12)
     assert csp_metrics(samples, case["refs"], k=1).n_matched == csp_metrics([case["bad"]], case["refs"]).n_matched
+
+
+def test_gate_without_function_or_metrics_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--structures", "bundled:perov_5"]) == 2
+    assert "needs MODULE:FUNCTION" in capsys.readouterr().err
+    assert main(["gate", "--metrics", "--references", "bundled:perov_5", "--baseline", "x.json"]) == 2
+    assert "needs --predictions" in capsys.readouterr().err
