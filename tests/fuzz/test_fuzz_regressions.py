@@ -184,6 +184,37 @@ def test_reference_singular_huge_entry_raises_singular_error() -> None:
         niggli_reduce([[10**5000, 0, 0], [0, 0, 0], [0, 0, 1]])
 
 
+# Found by the campaign's torch target (docs/testing.md): latticesym/torch/_reduce.py (H5's file), open.
+@pytest.mark.xfail(strict=True, reason="latticesym.torch.niggli_reduce computes transform @ lattice in float32 and "
+                                       "overflows in the intermediate sums: NaN/-inf rows although the exact "
+                                       "product (|entries| <= 1.3e38) is representable (not this helper's file)")
+def test_torch_float32_near_max_reduced_is_finite() -> None:
+    torch = pytest.importorskip("torch")
+    sys_path_harness()
+    import _harness as h
+
+    import latticesym.torch as lt
+
+    lat = torch.tensor([[1.2878e38, 1.9858e38, 1.0606e38], [1.2873e38, 2.9933e38, 1.5726e38],
+                        [-2.5774e38, -0.9527e38, -0.5783e38]], dtype=torch.float32)
+    assert h._verify_torch((lat,), {}, lt.niggli_reduce(lat)) is None
+
+
+@pytest.mark.xfail(strict=True, reason="latticesym.torch.niggli_reduce on float16 returns a reduced row with an "
+                                       "entry 75994 > 65504 as inf, reported ok, instead of a typed error "
+                                       "(not this helper's file)")
+def test_torch_float16_unrepresentable_reduced_cell_is_a_typed_error() -> None:
+    torch = pytest.importorskip("torch")
+    import latticesym.torch as lt
+
+    lat = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0], [-65000.0, 60000.0, 0.0]], dtype=torch.float16)
+    try:
+        reduced, _ = lt.niggli_reduce(lat)
+    except LatticeError:
+        return
+    assert bool(torch.isfinite(reduced).all()), reduced
+
+
 def sys_path_harness() -> None:
     import sys
     from pathlib import Path

@@ -130,3 +130,20 @@ def test_harness_catches_a_nan_gradient_on_finite_input() -> None:
     tgt = h.Target("nan-grad", lambda rng: (("x", torch.eye(3), torch.eye(3)), {}), loss, h._verify_loss,
                    verify_every=1)
     assert _kinds(tgt, 2) == {"nonfinite"}
+
+
+def test_torch_check_is_dtype_aware() -> None:
+    # the bound is TORCH_GROWTH * u * scale in the output's dtype: a float64 reduction off by 1e-9
+    # relative is caught (a fixed 1e-3 bound would miss it), a correct float16 one passes
+    torch = pytest.importorskip("torch")
+    import latticesym.torch as lt
+
+    lat = torch.tensor([[1.0, 0.0, 0.0], [3.0, 1.0, 0.0], [0.5, 0.25, 2.0]], dtype=torch.float64)
+    reduced, t = lt.niggli_reduce(lat)
+    assert h._verify_torch((lat,), {}, (reduced, t)) is None
+    assert "reduced != transform @ input" in str(h._verify_torch((lat,), {}, (reduced * (1 + 1e-9), t)))
+    half = lat.half()
+    assert h._verify_torch((half,), {}, lt.niggli_reduce(half)) is None
+    inf = reduced.clone()
+    inf[0, 0] = float("inf")
+    assert "non-finite entries" in str(h._verify_torch((lat,), {}, (inf, t)))
