@@ -1,8 +1,8 @@
 """Tests of :func:`latticesym.structure.csp_metrics` (DiffCSP match rate / RMSE, lattice errors).
 
 - DiffCSP semantics on hand-made cases (validity, best of k, denominators, ragged arrays);
-- marker invariance: predictions re-based by GL(3, Z), rotated and with atoms permuted give the
-  same metrics (Hypothesis draws the basis changes);
+- marker invariance: predictions re-based by GL(3, Z), rotated, with atoms permuted and moved by
+  lattice vectors give the same metrics (Hypothesis draws the basis changes);
 - agreement with a Python loop over pymatgen's ``StructureMatcher`` that follows DiffCSP's
   ``compute_metrics.py`` (``RecEval`` / ``RecEvalBatch``) on a real split sample (bundled in the
   default run, the ``../shared/data`` test splits under ``slow``), to the printed precision;
@@ -352,8 +352,10 @@ def test_metrics_identical_for_rebased_rotated_predictions(data: Any) -> None:
                 continue
             M = data.draw(strategies.unimodular_matrices(max_entry=3, det="either"))
             seed = data.draw(st.integers(0, 2**31 - 1))
-            perm = np.random.default_rng(seed).permutation(len(z))
-            new_row.append(transform_structure(L, f, z, M, rotation=_rot(seed), permutation=perm))
+            rng = np.random.default_rng(seed)
+            perm = rng.permutation(len(z))
+            shifts = rng.integers(-2, 3, size=(len(z), 3))  # atoms moved by lattice vectors
+            new_row.append(transform_structure(L, f, z, M, rotation=_rot(seed), permutation=perm, shifts=shifts))
         moved.append(new_row)
     _same_metrics(csp_metrics(moved, _INV_REFS), _inv_base())
 
