@@ -42,7 +42,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial, reduce
+from functools import lru_cache, partial, reduce
 from itertools import product
 from typing import Any
 
@@ -245,10 +245,11 @@ def _as_arrays(s: Any, what: str) -> tuple[NDArray[np.float64], NDArray[np.float
     sp = np.asarray(species)
     if sp.ndim != 1 or len(sp) != len(f):
         raise LatticeShapeError(f"structure {what}: {sp.size} species for {len(f)} sites")
-    if sp.size and sp.dtype.kind in "US":
-        z = np.array([_symbol_number(str(x)) for x in sp], dtype=np.int64)
-    elif sp.size and sp.dtype.kind == "O":
-        z = np.array([_symbol_number(x) if isinstance(x, str) else int(x) for x in sp], dtype=np.int64)
+    if sp.size and sp.dtype.kind in "USO":
+        try:
+            z = np.array([_symbol_number(x) if isinstance(x, str) else int(x) for x in sp.tolist()], dtype=np.int64)
+        except (LatticeShapeError, TypeError, ValueError) as exc:
+            raise LatticeShapeError(f"structure {what}: {exc}") from None
     else:
         try:
             z = sp.astype(np.int64) if sp.size else np.zeros(0, dtype=np.int64)
@@ -305,11 +306,19 @@ def _primitive(
     ftol = tol / np.linalg.norm(L, axis=1)
     rare = groups[int(np.argmin(counts))]
     vecs = f[rare] - f[rare[0]]
-    for g in sorted(groups, key=len):
-        for j in g:
-            d = vecs[:, None, :] - (f[g] - f[j])[None, :, :]
-            d = np.abs(d - np.round(d))
-            vecs = vecs[np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1)]
+    for g in sorted(groups, key=len):  # keep the translations that map every site of g onto g
+        if not len(vecs):
+            break
+        rel = f[g][None, :, :] - f[g][:, None, :]  # (j, k): f_k - f_j
+        if len(vecs) * rel.size > 6_000_000:  # bounded memory: one site j at a time
+            for r in rel:
+                d = vecs[:, None, :] - r[None, :, :]
+                d = np.abs(d - np.round(d))
+                vecs = vecs[np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1)]
+            continue
+        d = vecs[:, None, None, :] - rel[None]
+        d = np.abs(d - np.round(d))
+        vecs = vecs[np.all(np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1), axis=-1)]
     non_nbrs = []
     for g in groups:
         d = f[g][None, :, :] - f[g][:, None, :]
@@ -318,12 +327,12 @@ def _primitive(
         np.fill_diagonal(nn, True)
         non_nbrs.append(nn)
     for det in [m for m in range(2, num_fu + 1) if num_fu % m == 0]:
-        for H in _hnf(det):
-            Hinv = np.linalg.inv(H)
-            d = Hinv[:, None, :] - vecs[None, :, :]
-            d = np.abs(d - np.round(d))
-            if not np.all(np.any(np.all(d < ftol, axis=-1), axis=-1)):
-                continue
+        Hs, Hinvs = _hnf(det)
+        # every row of inv(H) must be one of the translations (all H of this index at once)
+        d = Hinvs[:, :, None, :] - vecs[None, None, :, :]
+        d = np.abs(d - np.round(d))
+        keep = np.all(np.any(np.all(d < ftol, axis=-1), axis=-1), axis=-1)
+        for H, Hinv in zip(Hs[keep], Hinvs[keep]):
             new_L = Hinv @ L
             ntol = tol / np.linalg.norm(new_L, axis=1)
             out_f, out_z, out_i = [], [], []
@@ -346,8 +355,11 @@ def _primitive(
                         continue
                     members = np.flatnonzero(close[r])
                     done[members] = True
-                    off = nf[members] - nf[members[0]]
-                    out_f.append(nf[members[0]] + np.mean(off - np.round(off), axis=0))
+                    c = nf[members[0]].copy()  # pymatgen's running mean of minimum-image offsets
+                    for t, m_ in enumerate(members[1:]):
+                        off = nf[m_] - c
+                        c += (off - np.round(off)) / (t + 2)
+                    out_f.append(c)
                     out_z.append(z[g[members[0]]])
                     out_i.append(idx[g[members[0]]])
             if ok:
@@ -355,8 +367,10 @@ def _primitive(
     return None
 
 
-def _hnf(det: int) -> list[NDArray[np.int64]]:
-    """Upper-triangular Hermite normal forms ``[[a, b, c], [0, e, f], [0, 0, g]]`` of determinant ``det``."""
+@lru_cache(maxsize=64)
+def _hnf(det: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Upper-triangular Hermite normal forms ``[[a, b, c], [0, e, f], [0, 0, g]]`` of determinant
+    ``det`` (pymatgen's order) and their inverses, stacked: ``(h, 3, 3)`` each (read-only)."""
     out = []
     for a in range(1, det + 1):
         if det % a:
@@ -367,7 +381,11 @@ def _hnf(det: int) -> list[NDArray[np.int64]]:
             g = det // a // e
             for b, c, f_ in product(range(a), range(a), range(e)):
                 out.append(np.array([[a, b, c], [0, e, f_], [0, 0, g]], dtype=np.int64))
-    return out
+    H = np.stack(out)
+    Hinv = np.linalg.inv(H.astype(np.float64))
+    H.setflags(write=False)
+    Hinv.setflags(write=False)
+    return H, Hinv
 
 
 def prepare_structure(
@@ -390,18 +408,30 @@ def prepare_structure(
         Bad shapes, NaN/inf in lattice or frac, a singular lattice (the message names the side).
     """
     L, f, z = _as_arrays(s, what)
+    return _prepare_arrays(L, f, z, primitive_cell=primitive_cell, primitive_tol=primitive_tol, what=what)
+
+
+def _prepare_arrays(
+    L: NDArray[np.float64], f: NDArray[np.float64], z: NDArray[np.int64], *, primitive_cell: bool,
+    primitive_tol: float, what: str,
+) -> PreparedStructure:
     idx = np.arange(len(z), dtype=np.int64)
     T = _niggli(L, what)
     Lr = T.astype(np.float64) @ L
     fr = _wrap(f @ np.linalg.inv(T.astype(np.float64)))
     reduced = False
     if primitive_cell and len(z) > 1:
+        # pymatgen's order: the search recurses on the *unreduced* primitive cell ``inv(H) @ L``
+        # (its per-axis tolerances ``tol / |a_i|`` depend on that basis) and Niggli-reduces once at
+        # the end; reducing between steps loses noisy cells (a Carbon-24 cell stopped at 4 of 2 sites)
+        Lp, fp = Lr, fr
         for _ in range(64):  # each step divides the site count by >= 2
-            step = _primitive(Lr, fr, z, idx, primitive_tol)
+            step = _primitive(Lp, fp, z, idx, primitive_tol)
             if step is None:
                 break
             reduced = True
             Lp, fp, z, idx = step
+        if reduced:
             Tp = _niggli(Lp, what)
             Lr = Tp.astype(np.float64) @ Lp
             fr = _wrap(fp @ np.linalg.inv(Tp.astype(np.float64)))
@@ -464,6 +494,9 @@ def lattice_mappings(
     """
     pb = _params(Lb)
     lb = pb[:3]
+    if _use_kernels():
+        return _lattice_mappings_compiled(La, pb, ltol=ltol, angle_tol=angle_tol, max_points=max_points,
+                                          max_triples=max_triples, max_mappings=max_mappings)
     coef, cart = _lattice_points(La, float(lb.max() * (1 + ltol)), max_points)
     d = np.sqrt(np.einsum("ij,ij->i", cart, cart))
     cand = []
@@ -495,6 +528,43 @@ def lattice_mappings(
     return M
 
 
+def _use_kernels() -> bool:
+    from latticesym.structure import _match_kernel
+
+    return SITE_BACKEND == "numba" and _match_kernel.available()
+
+
+def _lattice_mappings_compiled(
+    La: NDArray[np.float64], pb: NDArray[np.float64], *, ltol: float, angle_tol: float, max_points: int,
+    max_triples: int, max_mappings: int,
+) -> NDArray[np.int64]:
+    """:func:`lattice_mappings` through the compiled kernel (same points, order and bounds)."""
+    from latticesym.structure import _match_kernel
+
+    r = float(pb[:3].max() * (1 + ltol))
+    recip = np.linalg.norm(np.linalg.inv(La), axis=0)
+    nmax = np.floor(r * recip * (1 + 1e-12)).astype(np.int64)
+    total = int(np.prod(2 * nmax + 1))
+    if total > max_points:
+        raise MatchBudgetError(
+            f"lattice-point search needs {total} points (box {nmax.tolist()}, radius {r:.4g}) > max_points={max_points}"
+        )
+    out = np.empty((min(max_mappings + 1, 4096), 3, 3), dtype=np.int64)
+    args = (np.ascontiguousarray(La, dtype=np.float64), np.ascontiguousarray(pb[:3]), np.ascontiguousarray(pb[3:]),
+            float(ltol), float(angle_tol), nmax, r, int(max_triples))
+    count, na, nb, nc = _match_kernel.mappings()(*args, out)
+    if count < 0:
+        raise MatchBudgetError(
+            f"lattice-mapping search: {na} x {nb} x {nc} = {na * nb * nc} vector triples > max_triples={max_triples}"
+        )
+    if count > max_mappings:
+        raise MatchBudgetError(f"{count} lattice mappings > max_mappings={max_mappings}")
+    if count > len(out):  # more than the first buffer held: run again with room for all
+        out = np.empty((count, 3, 3), dtype=np.int64)
+        _match_kernel.mappings()(*args, out)
+    return out[:count].copy()
+
+
 # --------------------------------------------------------------------------- site matching
 @dataclass
 class _Best:
@@ -521,19 +591,22 @@ def _assign(C: NDArray[np.float64]) -> NDArray[np.int64] | None:
     return np.asarray(sigma, dtype=np.int64)
 
 
-def _site_search(
-    fa: NDArray[np.float64],
-    za: NDArray[np.int64],
-    fb: NDArray[np.float64],
-    zb: NDArray[np.int64],
-    M: NDArray[np.int64],
-    La: NDArray[np.float64],
-    Lb: NDArray[np.float64],
-    *,
-    stol: float,
-    anchors: str,
-    max_candidates: int,
-) -> _Best:
+@dataclass
+class _Setup:
+    """What every candidate of one pair shares (lattice mappings ``k``, anchor pairs ``(P, Q)``)."""
+
+    fa_k: NDArray[np.float64]  # (K, n, 3) a's sites in the basis M_k @ La, wrapped
+    G: NDArray[np.float64]  # (K, 3, 3) Gram matrix of the averaged lattice
+    ell: NDArray[np.float64]  # (K,) (V / N) ** (1/3) of the averaged lattice
+    ftol: NDArray[np.float64]  # (K, 3) per-axis fractional acceptance
+    P: NDArray[np.int64]
+    Q: NDArray[np.int64]
+
+
+def _setup(
+    fa: NDArray[np.float64], za: NDArray[np.int64], zb: NDArray[np.int64], M: NDArray[np.int64],
+    La: NDArray[np.float64], Lb: NDArray[np.float64], *, stol: float, anchors: str, max_candidates: int,
+) -> _Setup:
     n = len(zb)
     K = len(M)
     Mf = M.astype(np.float64)
@@ -543,47 +616,162 @@ def _site_search(
     vol = np.sqrt(np.linalg.det(G))
     ell = (vol / n) ** (1.0 / 3.0)
     ftol = 2.0 * stol * ell[:, None] * np.sqrt(np.diagonal(np.linalg.inv(G), axis1=-2, axis2=-1))  # (K, 3)
-    same = za[None, :] == zb[:, None]  # (n_b, n_a)
+    P, Q = _anchors(za, zb, anchors, K, max_candidates)
+    return _Setup(np.ascontiguousarray(fa_k), G, ell, ftol, P, Q)
+
+
+def _anchors(za: NDArray[np.int64], zb: NDArray[np.int64], anchors: str, K: int,
+             max_candidates: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Anchor pairs ``(P, Q)``: the first (``"one"``) or every (``"all"``) site of b's least frequent
+    species (the first such species in b's order) against every site of a of that species."""
     species, counts = np.unique(zb, return_counts=True)
     rarest = species[counts == counts.min()]
     p_all = np.flatnonzero(np.isin(zb, rarest))
     p_first = p_all[:1] if anchors == "one" else p_all[zb[p_all] == zb[p_all[0]]]
-    anchor = [(p, q) for p in p_first for q in np.flatnonzero(za == zb[p])]
-    if K * len(anchor) > max_candidates:
+    Q1 = np.flatnonzero(za == zb[p_all[0]])
+    n_anchor = len(p_first) * len(Q1)
+    if K * n_anchor > max_candidates:
         raise MatchBudgetError(
-            f"{K} lattice mappings x {len(anchor)} translations = {K * len(anchor)} > max_candidates={max_candidates}"
+            f"{K} lattice mappings x {n_anchor} translations = {K * n_anchor} > max_candidates={max_candidates}"
         )
-    P = np.array([a[0] for a in anchor])
-    Q = np.array([a[1] for a in anchor])
+    return np.repeat(p_first, len(Q1)).astype(np.int64), np.tile(Q1, len(p_first)).astype(np.int64)
+
+
+def _setup_compiled(
+    fa: NDArray[np.float64], za: NDArray[np.int64], zb: NDArray[np.int64], M: NDArray[np.int64],
+    La: NDArray[np.float64], Lb: NDArray[np.float64], *, stol: float, anchors: str, max_candidates: int,
+) -> _Setup:
+    """:func:`_setup` through the compiled kernel."""
+    from latticesym.structure import _match_kernel
+
+    K, n = len(M), len(zb)
+    P, Q = _anchors(za, zb, anchors, K, max_candidates)
+    fa_k = np.empty((K, n, 3))
+    G = np.empty((K, 3, 3))
+    ell = np.empty(K)
+    ftol = np.empty((K, 3))
+    _match_kernel.setup()(np.ascontiguousarray(fa, dtype=np.float64), np.ascontiguousarray(M, dtype=np.int64),
+                          np.ascontiguousarray(La, dtype=np.float64), _params(Lb), float(stol), fa_k, G, ell, ftol)
+    return _Setup(fa_k, G, ell, ftol, P, Q)
+
+
+def _finish(best: _Best, k: int, sigma: NDArray[np.int64], v: NDArray[np.float64], S: _Setup, stol: float) -> None:
+    """Score one assigned candidate (``v``: frac displacements b_i -> a_sigma(i)) into ``best``."""
+    v = v - v.mean(axis=0)
+    dist = np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", v, S.G[k], v), 0.0)) / S.ell[k]
+    dmax = float(dist.max())
+    rms = float(np.sqrt(np.mean(dist**2)))
+    if dmax < stol:
+        best.any_fit = True
+    if rms < best.rms:
+        best.rms, best.max_dist, best.k, best.sigma, best.dist = rms, dmax, k, sigma, dist
+
+
+def _candidate_costs(
+    S: _Setup, k: int, P: NDArray[np.int64], Q: NDArray[np.int64], fb: NDArray[np.float64],
+    same: NDArray[np.bool_],
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """For mapping ``k`` and anchors ``(P, Q)``: wrapped displacements ``W`` (A, n_b, n_a, 3) and
+    the allowed pairs (same species, within ``ftol`` on every axis)."""
+    D = S.fa_k[k][None, :, :] - fb[:, None, :]  # (n_b, n_a, 3): b_i -> a_j
+    T = D[None, :, :, :] - D[P, Q][:, None, None, :]  # (A, n_b, n_a, 3)
+    W = T - np.round(T)
+    allowed = np.all(np.abs(W) <= S.ftol[k], axis=-1) & same[None]
+    return W, allowed
+
+
+def _images_cost(W: NDArray[np.float64], allowed: NDArray[np.bool_], G: NDArray[np.float64]) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    Wp = W[..., None, :] + _IMAGES  # (..., n_b, n_a, 27, 3)
+    d2 = np.einsum("...i,ij,...j->...", Wp, G, Wp)
+    kmin = np.argmin(d2, axis=-1)
+    d2min = np.take_along_axis(d2, kmin[..., None], axis=-1)[..., 0]
+    return np.where(allowed, d2min, _EXCLUDED), Wp, kmin
+
+
+def _site_search_numpy(
+    fa: NDArray[np.float64], za: NDArray[np.int64], fb: NDArray[np.float64], zb: NDArray[np.int64],
+    M: NDArray[np.int64], La: NDArray[np.float64], Lb: NDArray[np.float64], *, stol: float, anchors: str,
+    max_candidates: int,
+) -> _Best:
+    """Reference implementation of the site search in numpy (used where numba is missing)."""
+    S = _setup(fa, za, zb, M, La, Lb, stol=stol, anchors=anchors, max_candidates=max_candidates)
+    n = len(zb)
+    same = za[None, :] == zb[:, None]  # (n_b, n_a)
     best = _Best()
-    for k in range(K):
-        D = fa_k[k][None, :, :] - fb[:, None, :]  # (n_b, n_a, 3): b_i -> a_j
-        T = D[None, :, :, :] - D[P, Q][:, None, None, :]  # (A, n_b, n_a, 3)
-        W = T - np.round(T)
-        allowed = np.all(np.abs(W) <= ftol[k], axis=-1) & same[None]
+    rows = np.arange(n)
+    for k in range(len(M)):
+        W, allowed = _candidate_costs(S, k, S.P, S.Q, fb, same)
         passing = np.flatnonzero(np.all(np.any(allowed, axis=-1), axis=-1))
         if not len(passing):
             continue
         best.n_candidates += len(passing)
-        Wp = W[passing][:, :, :, None, :] + _IMAGES  # (A', n_b, n_a, 27, 3)
-        d2 = np.einsum("...i,ij,...j->...", Wp, G[k], Wp)
-        kmin = np.argmin(d2, axis=-1)
-        d2min = np.take_along_axis(d2, kmin[..., None], axis=-1)[..., 0]
-        cost = np.where(allowed[passing], d2min, _EXCLUDED)
+        cost, Wp, kmin = _images_cost(W[passing], allowed[passing], S.G[k])
         for c in range(len(passing)):
             sigma = _assign(cost[c])
             if sigma is None:
                 continue
-            rows = np.arange(n)
-            v = Wp[c, rows, sigma, kmin[c, rows, sigma]]  # (n_b, 3) frac displacement b_i -> a_sigma(i)
-            v = v - v.mean(axis=0)
-            dist = np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", v, G[k], v), 0.0)) / ell[k]
-            dmax = float(dist.max())
-            rms = float(np.sqrt(np.mean(dist**2)))
-            if dmax < stol:
-                best.any_fit = True
-            if rms < best.rms:
-                best.rms, best.max_dist, best.k, best.sigma, best.dist = rms, dmax, k, sigma, dist
+            _finish(best, k, sigma, Wp[c, rows, sigma, kmin[c, rows, sigma]], S, stol)
+    return best
+
+
+#: ``"numba"`` (the compiled scan of :mod:`latticesym.structure._match_kernel`, when numba imports)
+#: or ``"numpy"`` (:func:`_site_search_numpy`); the two agree (tested).
+SITE_BACKEND = "numba"
+
+
+def _site_search(
+    fa: NDArray[np.float64], za: NDArray[np.int64], fb: NDArray[np.float64], zb: NDArray[np.int64],
+    M: NDArray[np.int64], La: NDArray[np.float64], Lb: NDArray[np.float64], *, stol: float, anchors: str,
+    max_candidates: int,
+) -> _Best:
+    """All (lattice mapping, anchor translation) candidates; the best by rms and the ``fit`` flag."""
+    from latticesym.structure import _match_kernel
+
+    if not _use_kernels():
+        return _site_search_numpy(fa, za, fb, zb, M, La, Lb, stol=stol, anchors=anchors,
+                                  max_candidates=max_candidates)
+    S = _setup_compiled(fa, za, zb, M, La, Lb, stol=stol, anchors=anchors, max_candidates=max_candidates)
+    fb = np.ascontiguousarray(fb, dtype=np.float64)
+    za = np.ascontiguousarray(za, dtype=np.int64)
+    zb = np.ascontiguousarray(zb, dtype=np.int64)
+    A = len(S.P)
+    b_rms, b_max, b_idx, b_sigma, b_dist, any_fit, n_pass, conflicts, n_conf = _match_kernel.scan()(
+        S.fa_k, fb, za, zb, S.P, S.Q, np.ascontiguousarray(S.ftol), np.ascontiguousarray(S.G),
+        np.ascontiguousarray(S.ell), float(stol), _IMAGES,
+    )
+    best = _Best(n_candidates=int(n_pass), any_fit=bool(any_fit))
+    finished = {int(b_idx): (float(b_rms), float(b_max), b_sigma.copy(), b_dist.copy())} if b_idx >= 0 else {}
+    if n_conf:  # exact assignments (scipy) for the candidates whose nearest partners collide
+        from scipy.optimize import linear_sum_assignment
+
+        n = len(zb)
+        rows = np.arange(n)
+        conf = conflicts[:n_conf]
+        for lo in range(0, n_conf, 512):  # bounded memory
+            part = np.ascontiguousarray(conf[lo:lo + 512])
+            cost = np.empty((len(part), n, n))
+            vec = np.empty((len(part), n, n, 3))
+            _match_kernel.costs()(S.fa_k, fb, za, zb, S.P, S.Q, np.ascontiguousarray(S.ftol),
+                                  np.ascontiguousarray(S.G), _IMAGES, part, A, cost, vec)
+            sig = np.empty((len(part), n), dtype=np.int64)
+            for r in range(len(part)):
+                sig[r] = linear_sum_assignment(cost[r])[1]
+            ok = np.all(cost[np.arange(len(part))[:, None], rows[None, :], sig] < _EXCLUDED, axis=1)
+            ks = part // A
+            v = vec[np.arange(len(part))[:, None], rows[None, :], sig]  # (C, n, 3)
+            v = v - v.mean(axis=1, keepdims=True)
+            Gk = S.G[ks]
+            dist = np.sqrt(np.maximum(np.einsum("cni,cij,cnj->cn", v, Gk, v), 0.0)) / S.ell[ks][:, None]
+            dmax = dist.max(axis=1)
+            rms = np.sqrt(np.mean(dist**2, axis=1))
+            best.any_fit |= bool(np.any(ok & (dmax < stol)))
+            for r in np.flatnonzero(ok).tolist():
+                finished[int(part[r])] = (float(rms[r]), float(dmax[r]), sig[r], dist[r])
+    for idx in sorted(finished):  # first strict minimum in (k, c) order, as in the numpy path
+        f_rms, f_max, f_sigma, f_dist = finished[idx]
+        if f_rms < best.rms:
+            best.rms, best.max_dist, best.k, best.sigma, best.dist = f_rms, f_max, idx // A, f_sigma, f_dist
     return best
 
 
@@ -669,6 +857,34 @@ def match_prepared(
     )
 
 
+_Arrays = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]
+
+
+def _early_verdict(a: _Arrays, b: _Arrays) -> MatchResult | None:
+    """``"empty"`` / ``"composition"`` before any reduction (the reduced formula is unchanged by the
+    primitive reduction, which divides every species count by the same index)."""
+    if len(a[2]) == 0 or len(b[2]) == 0:
+        return _empty_result("empty", a[0], b[0])
+    if _reduced_formula(a[2]) != _reduced_formula(b[2]):
+        return _empty_result("composition", a[0], b[0])
+    return None
+
+
+def _prepare_cached(
+    arr: _Arrays, primitive_cell: bool, primitive_tol: float, what: str, cache: dict[bytes, PreparedStructure] | None
+) -> PreparedStructure:
+    """:func:`prepare_structure` once per distinct input (``cache`` keyed by the exact bytes)."""
+    if cache is None:
+        return _prepare_arrays(*arr, primitive_cell=primitive_cell, primitive_tol=primitive_tol, what=what)
+    L, f, z = arr
+    key = b"|".join((L.tobytes(), f.tobytes(), z.tobytes(), repr((primitive_cell, primitive_tol)).encode()))
+    got = cache.get(key)
+    if got is None:
+        got = cache[key] = _prepare_arrays(L, f, z, primitive_cell=primitive_cell, primitive_tol=primitive_tol,
+                                           what=what)
+    return got
+
+
 def match(
     a: Any,
     b: Any,
@@ -684,6 +900,7 @@ def match(
     max_triples: int = MAX_TRIPLES,
     max_mappings: int = MAX_MAPPINGS,
     max_candidates: int = MAX_CANDIDATES,
+    _cache: dict[bytes, PreparedStructure] | None = None,
 ) -> MatchResult:
     """Match structure ``b`` onto structure ``a`` (StructureMatcher semantics, see the module doc).
 
@@ -735,8 +952,12 @@ def match(
     _check_tol(ltol, stol, angle_tol)
     if anchors not in ("one", "all"):
         raise LatticeError(f"anchors must be 'one' or 'all', got {anchors!r}")
-    A = prepare_structure(a, primitive_cell=primitive_cell, primitive_tol=primitive_tol, what="a")
-    B = prepare_structure(b, primitive_cell=primitive_cell, primitive_tol=primitive_tol, what="b")
+    arr_a, arr_b = _as_arrays(a, "a"), _as_arrays(b, "b")
+    early = _early_verdict(arr_a, arr_b)
+    if early is not None:
+        return early
+    A = _prepare_cached(arr_a, primitive_cell, primitive_tol, "a", _cache)
+    B = _prepare_cached(arr_b, primitive_cell, primitive_tol, "b", _cache)
     return match_prepared(A, B, ltol=ltol, stol=stol, angle_tol=angle_tol, scale=scale, anchors=anchors,
                           max_points=max_points, max_triples=max_triples, max_mappings=max_mappings,
                           max_candidates=max_candidates)
@@ -764,9 +985,10 @@ def structures_from_ragged(
 
 def _match_chunk(pairs: Sequence[tuple[Any, Any]], kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
     out = []
+    cache: dict[bytes, PreparedStructure] = {}  # a reference shared by many pairs is prepared once
     for a, b in pairs:
         try:
-            r = match(a, b, **kwargs)
+            r = match(a, b, _cache=cache, **kwargs)
             out.append((r.matched, r.rms, r.max_dist, r.matched_by_rms, r.reason, r.n_lattice_mappings))
         except LatticeError as exc:
             out.append((False, math.nan, math.nan, False, f"error: {type(exc).__name__}: {exc}", 0))
