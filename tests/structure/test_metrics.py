@@ -6,8 +6,9 @@
 - agreement with a Python loop over pymatgen's ``StructureMatcher`` that follows DiffCSP's
   ``compute_metrics.py`` (``RecEval`` / ``RecEvalBatch``) on a real split sample (bundled in the
   default run, the ``../shared/data`` test splits under ``slow``), to the printed precision;
-- two deliberately broken metrics (RMSE averaged over all references instead of the matched
-  ones; best of k taking the max) are caught by that agreement check.
+- three deliberately broken metrics (RMSE averaged over all references instead of the matched
+  ones; best of k taking the max; validity without the distance check) are caught by that
+  agreement check.
 """
 
 from __future__ import annotations
@@ -399,6 +400,11 @@ def _broken_best_is_max(pair_rms: Any, raw_rms: Any) -> Any:
     return matched, worst, best, float(np.mean(worst[matched]))
 
 
+def _broken_validity(lattice: Any, frac: Any, *, reduced: bool = False, **kw: Any) -> tuple[bool, str]:
+    """Validity without the 0.5 A distance check (a site-overlap bug)."""
+    return (True, "valid") if abs(np.linalg.det(np.asarray(lattice))) >= 0.1 else (False, "small volume")
+
+
 @pytest.fixture(scope="module")
 def bundled_case() -> tuple[list[Any], list[list[Any]], dict[str, Any], dict[str, Any]]:
     pytest.importorskip("pymatgen")
@@ -427,6 +433,14 @@ def test_broken_metrics_are_caught(bundled_case: Any, broken: Callable[..., Any]
     refs, preds, _, two = bundled_case
     monkeypatch.setattr(_metrics, "_aggregate", broken)
     assert agreement_problems(csp_metrics(preds, refs), two) != []
+
+
+@pytest.mark.crosscheck
+def test_broken_validity_is_caught(bundled_case: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    refs, preds, _, two = bundled_case
+    monkeypatch.setattr(_metrics, "structure_validity", _broken_validity)
+    problems = agreement_problems(csp_metrics(preds, refs), two)
+    assert any("pair" in p for p in problems), problems
 
 
 @pytest.mark.crosscheck
