@@ -4,7 +4,8 @@ Imported explicitly as ``import latticesym.torch as lt``; ``import latticesym`` 
 torch.
 
 - :func:`niggli_reduce`: ``reduced, transform = niggli_reduce(L)`` on ``(..., 3, 3)`` tensors,
-  float32/float64, any device, vectorised over the batch (``docs/algorithm.md``).
+  float16 to float64, any device, vectorised over the batch (``docs/algorithm.md``);
+  ``backend="device"`` keeps it on the device with ``ceil(steps / check_every)`` host syncs.
 - :func:`niggli_proxy_loss`: ``space="lattice"`` is the research note's Niggli proxy loss,
   reproduced faithfully with its failure modes; ``space="gram"`` is latticesym's basis- and
   rotation-invariant variant.

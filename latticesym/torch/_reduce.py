@@ -552,13 +552,29 @@ def step_bound(max_iter: int) -> int:
     return 3 * max_iter + 4
 
 
+_CONSTANT_FIELDS = frozenset(("x", "h", "lo", "nl"))
+
+
+def _scatter_state(full: _DevState, ids: Tensor | None, part: _DevState) -> _DevState:
+    """``full`` with the rows ``ids`` replaced by the working set ``part`` (``ids is None``: all rows)."""
+    if ids is None:
+        return part
+    return full._replace(**{f: getattr(full, f).index_copy(0, ids, getattr(part, f))
+                            for f in _DevState._fields if f not in _CONSTANT_FIELDS})
+
+
 def _reduce_device(flat: Tensor, eps: float, max_iter: int, *, skip: int = 0, check_every: int = CHECK_EVERY,
-                   max_steps: int | None = None, step: Any = None) -> tuple[Tensor, Tensor, Tensor, Tensor, int, int]:
+                   max_steps: int | None = None, step: Any = None, compact: bool = True
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, int, int]:
     """Device backend on a flat float64 batch: ``t`` (float64), G6, status, iterations, syncs, steps.
 
     Fixed-size masked steps (:func:`_dev_step`) for the whole batch, ``check_every`` of them
-    between two convergence checks; each check is the call's only read of device data into
-    Python, so a call makes ``ceil(steps / check_every)`` host synchronisations.
+    between two convergence checks.  Each check is the call's only read of device data into
+    Python (the indices of the running lattices, ``torch.nonzero``), so a call makes
+    ``ceil(steps / check_every)`` host synchronisations.  With ``compact`` the working set is cut
+    to the running lattices at a check once at most half of it is still running (the read is the
+    same one, so no extra synchronisation; the step sees a new shape at most
+    ``log2(n)`` times: leave ``compact`` off for a step compiled with static shapes).
     """
     if check_every < 1:
         raise ValueError(f"check_every must be >= 1, got {check_every}")
@@ -570,7 +586,8 @@ def _reduce_device(flat: Tensor, eps: float, max_iter: int, *, skip: int = 0, ch
     finite = torch.isfinite(flat).all(-1).all(-1)
     src = torch.where(finite[:, None, None], flat, eye)
     x, h, lo, nl, k = _batch.prepare(src, TorchOps(dev))
-    s = _dev_start(x, h, lo, nl, eps)
+    full = s = _dev_start(x, h, lo, nl, eps)
+    ids: Tensor | None = None  # rows of ``full`` that the working set ``s`` holds (None: all, in order)
     run = step if step is not None else _dev_step
     steps = syncs = 0
     while steps < cap:
@@ -578,8 +595,14 @@ def _reduce_device(flat: Tensor, eps: float, max_iter: int, *, skip: int = 0, ch
             s = run(s, eps, max_iter, skip)
             steps += 1
         syncs += 1
-        if not bool(s.active.any()):
+        running = torch.nonzero(s.active).flatten()  # the check: the call's only host synchronisation
+        if running.numel() == 0:
             break
+        if compact and 2 * running.numel() <= s.t.shape[0]:
+            full = _scatter_state(full, ids, s)
+            ids = running if ids is None else ids[running]
+            s = _DevState(*(f[running] for f in s))
+    s = _scatter_state(full, ids, s)
     status = torch.where(s.active, _kg.NOT_CONVERGED, s.status)  # over the step cap: flagged, never silent
     g6n = torch.stack([s.g[:, 0, 0], s.g[:, 1, 1], s.g[:, 2, 2], 2 * s.g[:, 1, 2], 2 * s.g[:, 0, 2],
                        2 * s.g[:, 0, 1]], -1)
