@@ -210,6 +210,10 @@ def load_metrics_baseline(path: str | Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MetricsBaselineError(f"{p}: not JSON ({exc})") from exc
+    return _validated(data, p)
+
+
+def _validated(data: Any, p: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise MetricsBaselineError(f"{p}: not a metrics baseline (format {got!r}, expected {BASELINE_FORMAT!r})")
@@ -309,6 +313,8 @@ def compare_metrics(metrics: CSPMetrics, baseline: Mapping[str, Any], *, margin_
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise MetricsBaselineError(f"{name} must be a finite number >= 0, got {v!r}")
     path = baseline.get("_path", "baseline")
+    if "_path" not in baseline:
+        baseline = _validated(dict(baseline), str(path))
     then = baseline["settings"]
     differ = [f"{key}: baseline {then.get(key)!r}, this run {metrics.settings.get(key)!r}" for key in SETTINGS
               if then.get(key) != metrics.settings.get(key)]
@@ -381,7 +387,8 @@ def assert_csp_metrics(
     __tracebackhide__ = True
     if isinstance(predictions, (str, Path)):
         predictions = load_predictions(predictions, references)
-    base = load_metrics_baseline(baseline) if isinstance(baseline, (str, Path)) else dict(baseline)
+    base = load_metrics_baseline(baseline) if isinstance(baseline, (str, Path)) else \
+        _validated(dict(baseline), str(baseline.get("_path", "baseline")))
     metrics = csp_metrics(predictions, references, **kwargs)
     result = compare_metrics(metrics, base, margin_match=margin_match, margin_rmse=margin_rmse)
     if not result.passed:

@@ -264,3 +264,12 @@ def test_gate_without_function_or_metrics_is_a_usage_error(capsys: pytest.Captur
     assert "needs MODULE:FUNCTION" in capsys.readouterr().err
     assert main(["gate", "--metrics", "--references", "bundled:perov_5", "--baseline", "x.json"]) == 2
     assert "needs --predictions" in capsys.readouterr().err
+
+
+def test_baseline_as_a_mapping_is_checked_too(case: dict[str, Any]) -> None:
+    data = json.loads(Path(case["baseline"]).read_text())
+    assert assert_csp_metrics([case["good"]], case["refs"], data).n_matched == case["m_good"].n_matched
+    with pytest.raises(MetricsBaselineError, match="missing field 'settings'"):
+        assert_csp_metrics([case["good"]], case["refs"], {k: v for k, v in data.items() if k != "settings"})
+    with pytest.raises(MetricsBaselineError, match="not a metrics baseline"):
+        compare_metrics(case["m_good"], {"match_rate": 0.5})
