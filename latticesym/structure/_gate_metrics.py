@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +167,25 @@ def load_references(sources: str | Sequence[str], *, parser: str = "auto", cif_c
 
 
 # --------------------------------------------------------------------------- baseline
-def metrics_baseline(metrics: CSPMetrics) -> dict[str, Any]:
-    """The baseline record of a run: the two gated metrics, counts, settings, lattice summary."""
+def _check_ids(ids: Sequence[Any] | None, n: int) -> list[str] | None:
+    if ids is None:
+        return None
+    out = [str(x) for x in ids]
+    if len(out) != n:
+        raise LatticeShapeError(f"{len(out)} reference ids for {n} references")
+    return out
+
+
+def metrics_baseline(metrics: CSPMetrics, ids: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The baseline record of a run: the two gated metrics, counts, settings, lattice summary.
+
+    With the references' ``ids`` it also keeps each reference's best rms (``None``: no match), so
+    that a later comparison can name the references that lost or gained a match.
+    """
     s = metrics.summary()
+    names = _check_ids(ids, metrics.n_references)
+    per_ref = None if names is None else {
+        name: (float(r) if ok else None) for name, r, ok in zip(names, metrics.rms, metrics.matched)}
     return {
         "format": BASELINE_FORMAT,
         "match_rate": metrics.match_rate,
@@ -178,12 +194,13 @@ def metrics_baseline(metrics: CSPMetrics) -> dict[str, Any]:
         "n_matched": metrics.n_matched,
         "settings": {key: metrics.settings[key] for key in SETTINGS},
         "lattice": {k: (v if isinstance(v, int) or math.isfinite(v) else None) for k, v in s["lattice"].items()},
+        **({} if per_ref is None else {"per_reference": per_ref}),
     }
 
 
-def write_metrics_baseline(metrics: CSPMetrics, path: str | Path) -> None:
+def write_metrics_baseline(metrics: CSPMetrics, path: str | Path, ids: Sequence[Any] | None = None) -> None:
     """Write :func:`metrics_baseline` as JSON."""
-    Path(path).write_text(json.dumps(metrics_baseline(metrics), indent=1) + "\n")
+    Path(path).write_text(json.dumps(metrics_baseline(metrics, ids), indent=1) + "\n")
 
 
 def _number(value: Any, key: str, path: str, *, nullable: bool = False) -> float:
@@ -257,6 +274,9 @@ class MetricsGateResult:
     metrics : CSPMetrics
     baseline : dict
     margin_match, margin_rmse : float
+    lost, gained : list of str
+        References matched in the baseline and not now, and the reverse (when both sides know the
+        reference ids).
     """
 
     passed: bool
@@ -265,6 +285,8 @@ class MetricsGateResult:
     baseline: dict[str, Any]
     margin_match: float
     margin_rmse: float
+    lost: list[str] = field(default_factory=list)
+    gained: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         """The gate's readable table (what the CLI prints and the assertion carries)."""
@@ -274,13 +296,24 @@ class MetricsGateResult:
         head = [f"metrics gate: {'PASSED' if self.passed else 'FAILED'}  ({m.n_references} references, "
                 f"{'best of ' + str(m.k) if m.k > 1 else '1 sample'}; baseline {self.baseline.get('_path', '-')})"]
         body = [[r["metric"], r["baseline"], r["current"], r["change"], r["limit"], r["status"]] for r in self.rows]
-        return "\n".join([*head, text_table(["metric", "baseline", "current", "change", "allowed", "status"], body)])
+        lines = [*head, text_table(["metric", "baseline", "current", "change", "allowed", "status"], body)]
+        for label, names in (("lost matches", self.lost), ("new matches", self.gained)):
+            if names:
+                more = f", ... ({len(names) - 10} more)" if len(names) > 10 else ""
+                lines.append(f"{label} ({len(names)}): {', '.join(names[:10])}{more}")
+        return "\n".join(lines)
 
     def to_json(self) -> str:
         """Report: verdict, rows, the run's summary and the margins."""
-        payload = {"passed": self.passed, "rows": self.rows, "margins": {"match": self.margin_match,
-                   "rmse": self.margin_rmse}, "metrics": json.loads(self.metrics.to_json()),
-                   "baseline": {k: v for k, v in self.baseline.items() if not k.startswith("_")}}
+        payload = {
+            "passed": self.passed,
+            "rows": self.rows,
+            "lost": self.lost,
+            "gained": self.gained,
+            "margins": {"match": self.margin_match, "rmse": self.margin_rmse},
+            "metrics": json.loads(self.metrics.to_json()),
+            "baseline": {k: v for k, v in self.baseline.items() if not k.startswith("_")},
+        }
 
         def clean(x: Any) -> Any:
             if isinstance(x, dict):
@@ -301,8 +334,11 @@ def _num(x: float, digits: int = 4) -> str:
 
 
 def compare_metrics(metrics: CSPMetrics, baseline: Mapping[str, Any], *, margin_match: float = DEFAULT_MARGIN_MATCH,
-                    margin_rmse: float = DEFAULT_MARGIN_RMSE) -> MetricsGateResult:
+                    margin_rmse: float = DEFAULT_MARGIN_RMSE, ids: Sequence[Any] | None = None) -> MetricsGateResult:
     """Compare a run with a baseline (see the module doc for the rule).
+
+    ``ids`` (the references' ids, in order) name the references that lost or gained a match when
+    the baseline was written with ids too.
 
     Raises
     ------
@@ -346,8 +382,21 @@ def compare_metrics(metrics: CSPMetrics, baseline: Mapping[str, Any], *, margin_
         then_v = lat_then.get(key)
         rows.append({"metric": label, "baseline": _num(then_v) if isinstance(then_v, (int, float)) else "n/a",
                      "current": _num(lat_now[key]), "change": "", "limit": "(not gated)", "status": "info"})
+    lost: list[str] = []
+    gained: list[str] = []
+    names = _check_ids(ids, metrics.n_references)
+    per_ref = baseline.get("per_reference")
+    if names is not None and isinstance(per_ref, dict):
+        for name, now in zip(names, metrics.matched):
+            if name in per_ref:
+                was = per_ref[name] is not None
+                if was and not now:
+                    lost.append(name)
+                elif now and not was:
+                    gained.append(name)
     return MetricsGateResult(passed=rate_ok and rmse_ok, rows=rows, metrics=metrics, baseline=dict(baseline),
-                             margin_match=float(margin_match), margin_rmse=float(margin_rmse))
+                             margin_match=float(margin_match), margin_rmse=float(margin_rmse), lost=lost,
+                             gained=gained)
 
 
 def assert_csp_metrics(
@@ -390,7 +439,8 @@ def assert_csp_metrics(
     base = load_metrics_baseline(baseline) if isinstance(baseline, (str, Path)) else \
         _validated(dict(baseline), str(baseline.get("_path", "baseline")))
     metrics = csp_metrics(predictions, references, **kwargs)
-    result = compare_metrics(metrics, base, margin_match=margin_match, margin_rmse=margin_rmse)
+    ids = [r.id for r in references] if all(hasattr(r, "id") for r in references) else None
+    result = compare_metrics(metrics, base, margin_match=margin_match, margin_rmse=margin_rmse, ids=ids)
     if not result.passed:
         raise MetricsRegressionError(result.table(), result)
     return metrics
@@ -433,12 +483,13 @@ def cli_gate(args: Any) -> int:
             kwargs[key] = default
     metrics = csp_metrics(predictions, references, **kwargs)
     if args.write_baseline:
-        write_metrics_baseline(metrics, args.baseline)
+        write_metrics_baseline(metrics, args.baseline, ids=_ids(references))
         print(metrics.table())
         print(f"baseline written to {args.baseline}")
         return 0
     assert base is not None
-    result = compare_metrics(metrics, base, margin_match=args.margin_match, margin_rmse=args.margin_rmse)
+    result = compare_metrics(metrics, base, margin_match=args.margin_match, margin_rmse=args.margin_rmse,
+                             ids=_ids(references))
     print(result.table())
     out = getattr(args, "output", None)
     if out and out != "none":

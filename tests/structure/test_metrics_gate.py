@@ -77,6 +77,23 @@ def test_pytest_helper_passes_and_fails_with_the_table(case: dict[str, Any]) -> 
     assert isinstance(info.value, AssertionError)
 
 
+def test_lost_matches_are_named(case: dict[str, Any], tmp_path: Path) -> None:
+    refs = case["refs"]
+    ids = [s.id for s in refs]
+    write_metrics_baseline(case["m_good"], tmp_path / "b.json", ids=ids)
+    base = load_metrics_baseline(tmp_path / "b.json")
+    assert sorted(base["per_reference"]) == sorted(ids)
+    bad = csp_metrics([case["bad"]], refs)
+    r = compare_metrics(bad, base, ids=ids)
+    expected_lost = [i for i, was, now in zip(ids, case["m_good"].matched, bad.matched) if was and not now]
+    assert r.lost == expected_lost and len(r.lost) > 0
+    assert f"lost matches ({len(expected_lost)}): {expected_lost[0]}" in r.table()
+    with pytest.raises(MetricsRegressionError, match="lost matches"):
+        assert_csp_metrics([case["bad"]], refs, tmp_path / "b.json")
+    with pytest.raises(LatticeShapeError, match="3 reference ids for 12 references"):
+        compare_metrics(bad, base, ids=ids[:3])
+
+
 def test_margins_decide(case: dict[str, Any]) -> None:
     bad = csp_metrics([case["bad"]], case["refs"])
     base = load_metrics_baseline(case["baseline"])
