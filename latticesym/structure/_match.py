@@ -319,19 +319,20 @@ def _primitive(
         d = vecs[:, None, None, :] - rel[None]
         d = np.abs(d - np.round(d))
         vecs = vecs[np.all(np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1), axis=-1)]
-    non_nbrs = []
-    for g in groups:
-        d = f[g][None, :, :] - f[g][:, None, :]
-        d = np.abs(d - np.round(d))
-        nn = np.any(d > 2 * ftol, axis=-1)
-        np.fill_diagonal(nn, True)
-        non_nbrs.append(nn)
+    non_nbrs: list[NDArray[np.bool_]] = []
     for det in [m for m in range(2, num_fu + 1) if num_fu % m == 0]:
         Hs, Hinvs = _hnf(det)
         # every row of inv(H) must be one of the translations (all H of this index at once)
         d = Hinvs[:, :, None, :] - vecs[None, None, :, :]
         d = np.abs(d - np.round(d))
         keep = np.all(np.any(np.all(d < ftol, axis=-1), axis=-1), axis=-1)
+        if keep.any() and not non_nbrs:  # sites may not merge with their neighbours in L
+            for g in groups:
+                d = f[g][None, :, :] - f[g][:, None, :]
+                d = np.abs(d - np.round(d))
+                nn = np.any(d > 2 * ftol, axis=-1)
+                np.fill_diagonal(nn, True)
+                non_nbrs.append(nn)
         for H, Hinv in zip(Hs[keep], Hinvs[keep]):
             new_L = Hinv @ L
             ntol = tol / np.linalg.norm(new_L, axis=1)
@@ -441,6 +442,13 @@ def _prepare_arrays(
 # --------------------------------------------------------------------------- lattice mappings
 def _params(L: NDArray[np.float64]) -> NDArray[np.float64]:
     """``(..., 6)``: lengths and angles (degrees, alpha = b^c, beta = a^c, gamma = a^b)."""
+    if L.shape == (3, 3):  # one cell: scalar math is several times faster than the array path
+        r = L.tolist()
+        g = [[sum(x * y for x, y in zip(r[i], r[j])) for j in range(3)] for i in range(3)]
+        ln = [math.sqrt(g[i][i]) for i in range(3)]
+        ang = [math.degrees(math.acos(min(1.0, max(-1.0, g[i][j] / (ln[i] * ln[j])))))
+               for i, j in ((1, 2), (0, 2), (0, 1))]
+        return np.array(ln + ang)
     G = L @ np.swapaxes(L, -1, -2)
     ln = np.sqrt(np.diagonal(G, axis1=-2, axis2=-1))
 
@@ -624,9 +632,12 @@ def _anchors(za: NDArray[np.int64], zb: NDArray[np.int64], anchors: str, K: int,
              max_candidates: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Anchor pairs ``(P, Q)``: the first (``"one"``) or every (``"all"``) site of b's least frequent
     species (the first such species in b's order) against every site of a of that species."""
-    species, counts = np.unique(zb, return_counts=True)
-    rarest = species[counts == counts.min()]
-    p_all = np.flatnonzero(np.isin(zb, rarest))
+    if int(zb.min()) >= 0 and int(zb.max()) < 256:
+        cnt = np.bincount(zb)[zb]  # count of each site's species
+        p_all = np.flatnonzero(cnt == cnt.min())
+    else:
+        species, counts = np.unique(zb, return_counts=True)
+        p_all = np.flatnonzero(np.isin(zb, species[counts == counts.min()]))
     p_first = p_all[:1] if anchors == "one" else p_all[zb[p_all] == zb[p_all[0]]]
     Q1 = np.flatnonzero(za == zb[p_all[0]])
     n_anchor = len(p_first) * len(Q1)
@@ -790,9 +801,14 @@ def _empty_result(reason: str, La: NDArray[np.float64], Lb: NDArray[np.float64],
 
 
 def _reduced_formula(z: NDArray[np.int64]) -> tuple[tuple[int, int], ...]:
-    sp, cnt = np.unique(z, return_counts=True)
+    if len(z) and int(z.min()) >= 0 and int(z.max()) < 256:
+        cnt_all = np.bincount(z)
+        sp = np.flatnonzero(cnt_all)
+        cnt = cnt_all[sp]
+    else:
+        sp, cnt = np.unique(z, return_counts=True)
     g = reduce(math.gcd, cnt.tolist()) if len(cnt) else 1
-    return tuple((int(s), int(c) // g) for s, c in zip(sp, cnt))
+    return tuple((int(s), int(c) // g) for s, c in zip(sp.tolist(), cnt.tolist()))
 
 
 def _check_tol(ltol: float, stol: float, angle_tol: float) -> None:
