@@ -445,10 +445,10 @@ def _params(L: NDArray[np.float64]) -> NDArray[np.float64]:
     if L.shape == (3, 3):  # one cell: scalar math is several times faster than the array path
         r = L.tolist()
         g = [[sum(x * y for x, y in zip(r[i], r[j])) for j in range(3)] for i in range(3)]
-        ln = [math.sqrt(g[i][i]) for i in range(3)]
-        ang = [math.degrees(math.acos(min(1.0, max(-1.0, g[i][j] / (ln[i] * ln[j])))))
-               for i, j in ((1, 2), (0, 2), (0, 1))]
-        return np.array(ln + ang)
+        lens = [math.sqrt(g[i][i]) for i in range(3)]
+        angles = [math.degrees(math.acos(min(1.0, max(-1.0, g[i][j] / (lens[i] * lens[j])))))
+                  for i, j in ((1, 2), (0, 2), (0, 1))]
+        return np.array(lens + angles)
     G = L @ np.swapaxes(L, -1, -2)
     ln = np.sqrt(np.diagonal(G, axis1=-2, axis2=-1))
 
