@@ -134,6 +134,8 @@ def _py_same(a: Any, b: Any) -> bool:
         return a == b or (math.isnan(a) and math.isnan(b))
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return type(a) is type(b) and len(a) == len(b) and all(_py_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_py_same(a[k], b[k]) for k in a)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return _same(a, ("np", b)) if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) else False
     try:
@@ -223,13 +225,13 @@ _BUNDLED: list[np.ndarray] = []
 
 
 def _bundled() -> list[np.ndarray]:
+    """The bundled real lattices: spglib's 783 Niggli test inputs and the perov_5 / carbon_24 cells."""
     if not _BUNDLED:
-        try:
-            from latticesym.io import read_structures
-            for s in read_structures("bundled:mp-sample")[:200]:
-                _BUNDLED.append(np.asarray(s.lattice, dtype=np.float64))
-        except Exception:
-            _BUNDLED.append(np.eye(3))
+        from latticesym import datasets
+
+        _BUNDLED.extend(np.asarray(datasets.load_lattices("spglib"), dtype=np.float64))
+        for name in datasets.STRUCTURE_SETS:
+            _BUNDLED.extend(np.asarray(s.lattice, dtype=np.float64) for s in datasets.load_structures(name)[:300])
     return _BUNDLED
 
 
@@ -587,28 +589,7 @@ def make_targets(include_torch: bool = True, include_io: bool = True) -> list[Ta
                 Target("torch.is_niggli_reduced", lambda rng: ((_torch_lattice(rng),), {}), lt.is_niggli_reduced),
                 Target("torch.losses", _loss_draw, _loss_call, _verify_loss, verify_every=1),
             ]
-    out += _structure_targets()
+    from _structure_targets import structure_targets
+
+    out += structure_targets(Target, hostile_lattice, include_torch=include_torch)
     return out
-
-
-def _structure_targets() -> list[Target]:
-    """``latticesym.structure`` entry points, where that package exists in this tree."""
-    try:
-        import latticesym.structure as st
-    except ImportError:
-        return []
-    targets = []
-    for name in ("canonicalize", "match", "csp_metrics"):
-        fn = getattr(st, name, None)
-        if fn is None:
-            continue
-
-        def draw(rng: np.random.Generator, _name: str = name) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            cell = (hostile_lattice(rng, allow_batch=False), rng.random((int(rng.integers(0, 4)), 3)),
-                    list(rng.integers(1, 9, size=3)))
-            if _name == "canonicalize":
-                return (cell,), {}
-            return (cell, cell), {}
-
-        targets.append(Target(f"structure.{name}", draw, fn, bound_s=20.0))
-    return targets
