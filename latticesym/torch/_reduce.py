@@ -88,8 +88,8 @@ class TorchNiggliResult(NamedTuple):
     Attributes
     ----------
     lattice : Tensor, shape ``S + (3, 3)``
-        ``transform.to(dtype) @ input``, in the input dtype; differentiable in the input (the
-        transform is piecewise constant).
+        ``transform @ input`` formed in float64 and rounded once to the input dtype (see
+        :func:`_apply`); differentiable in the input (the transform is piecewise constant).
     transform : Tensor, shape ``S + (3, 3)``, int64
         Integer basis change with ``det == +1``.
     g6 : Tensor, shape ``S + (6,)``, float64
@@ -101,7 +101,8 @@ class TorchNiggliResult(NamedTuple):
         Certified result.  Where ``False`` (non-finite, singular or undecidable in float64, or
         over the iteration cap) the transform is the best unimodular one reached (identity for
         non-finite, singular or numerically singular input) and the lattice is not guaranteed
-        reduced.
+        reduced.  Also ``False`` where the reduced cell is not representable in the input dtype
+        (an entry beyond float16's 65504, say): ``lattice`` then has infinite entries.
     syncs : int
         Host synchronisations the call made (reads of device data into Python; see the module
         docstring).
@@ -681,25 +682,24 @@ def _reduce_core(
     return T, g6_t, it_t, ok, ops.syncs
 
 
-#: Input dtypes whose product ``T @ L`` is formed in float64 and rounded once (see :func:`_apply`).
-_WIDEN = (torch.float16, torch.bfloat16)
-
-
 def _apply(T: Tensor, lattice: Tensor) -> Tensor:
-    """``T @ lattice`` in the input's dtype (float64 for integer input), differentiable in ``lattice``.
+    """``T @ lattice`` formed in float64 and rounded once to the input's dtype (float64 for integer
+    input), differentiable in ``lattice``.
 
-    float32 and float64: the product in that dtype (error below :math:`3u\\,|T|\\,|L|`).  float16 and
-    bfloat16 cannot hold the transforms of sheared cells (integers above 2048 resp. 256 are
-    rounded, above 65504 float16 overflows to inf) nor sum three products without an error of
-    :math:`3u|T||L|` with :math:`u = 2^{-11}`: there the product is formed in float64 (exact
-    integer transform, error below :math:`2^{-52}|T||L|`) and rounded once to the input dtype, so
-    each entry is within :math:`u\\,|T L|` plus that of the exact product (fuzz finding, issue 13).
+    The product in a narrower dtype fails on valid input (fuzz findings, issue 13): float16 and
+    bfloat16 hold integers exactly only up to 2048 resp. 256 and float16 overflows at 65504,
+    while the transforms of sheared cells reach 1e5-1e6 (inf and NaN rows); float32 cells near
+    its largest value (3.4e38) overflow in the intermediate sums although the reduced cell, whose
+    rows are shorter, is representable; and a dot product of three terms rounded in float16 errs
+    by up to :math:`3u\\,|T|\\,|L|` with :math:`u = 2^{-11}`.  In float64 the transform is exact
+    (below :math:`2^{53}`), the product errs by at most :math:`3 \\cdot 2^{-53} |T||L|`, and the one
+    final rounding adds :math:`u\\,|T L|`.  A reduced cell beyond the dtype's range becomes inf
+    (flagged by :func:`niggli_reduce_info`, a typed error in :func:`niggli_reduce`).
     """
-    if not lattice.is_floating_point():
-        return T.to(_F64) @ lattice.to(_F64)
-    if lattice.dtype in _WIDEN:
-        return (T.to(_F64) @ lattice.to(_F64)).to(lattice.dtype)
-    return T.to(lattice.dtype) @ lattice
+    if lattice.dtype == _F64:
+        return T.to(_F64) @ lattice
+    out = T.to(_F64) @ lattice.to(_F64)
+    return out.to(lattice.dtype) if lattice.is_floating_point() else out
 
 
 def niggli_reduce_info(
@@ -732,6 +732,8 @@ def niggli_reduce_info(
                                                check_every=check_every)
     transform = T.to(torch.int64).reshape(*shape, 3, 3)
     reduced = _apply(T.reshape(*shape, 3, 3), lattice)
+    if lattice.dtype != _F64:  # a reduced cell beyond the input dtype's range is not a result
+        ok = ok & torch.isfinite(reduced.detach()).reshape(-1, 9).all(-1)
     return TorchNiggliResult(reduced, transform, g6.reshape(*shape, 6), iters.reshape(shape), ok.reshape(shape), syncs)
 
 
@@ -749,8 +751,8 @@ def niggli_reduce(
     Parameters
     ----------
     lattice : Tensor, shape ``(..., 3, 3)``
-        Rows are basis vectors (Angstrom).  float32 or float64 (integer tensors are read as
-        float64), on any device.  Decisions are taken in float64 in every case.
+        Rows are basis vectors (Angstrom).  float16, bfloat16, float32 or float64 (integer
+        tensors are read as float64), on any device.  Decisions are taken in float64 in every case.
     eps : float
         Relative tolerance: comparisons use :math:`e = \\epsilon\\,|\\det L|^{2/3}` (Å²), capped at
         ``A / 16`` (``docs/algorithm.md``), so the result does not depend on the cell's scale.
@@ -777,8 +779,8 @@ def niggli_reduce(
     Returns
     -------
     reduced : Tensor, shape ``(..., 3, 3)``
-        ``transform.to(lattice.dtype) @ lattice``, same dtype and device, differentiable in the
-        input with the transform held constant.
+        ``transform @ lattice`` (formed in float64, rounded once to the input dtype), same dtype
+        and device, differentiable in the input with the transform held constant.
     transform : Tensor, shape ``(..., 3, 3)``, int64
         Integer, ``det == +1``.  The reduced G6 is unique (within ``e``); the transform is the
         algorithm's, unique up to the lattice's automorphisms (equal to the numpy reducer's away
@@ -820,11 +822,15 @@ def _repair(lattice: Tensor, info: TorchNiggliResult, *, eps: float, precision: 
     errors: list[LatticeError] = []
     failed: list[tuple[int, ...]] = []
     transform = info.transform.reshape(-1, 3, 3).clone()
+    lat_np = info.lattice.detach().reshape(-1, 3, 3).to(device="cpu", dtype=_F64).numpy()
     for i in (int(j) for j in bad):
         L_i = flat_np[i]
         err: LatticeError | None = None
         if not np.all(np.isfinite(L_i)):
             err = NonFiniteLatticeError(f"lattice {_index(i, shape)} has non-finite entries: {L_i.tolist()}")
+        elif precision == "float" and not np.all(np.isfinite(lat_np[i])):
+            err = _unrepresentable(_index(i, shape), info.transform.reshape(-1, 3, 3)[i].cpu().numpy(), L_i,
+                                   lattice.dtype)
         elif precision == "float":
             vol = abs(float(np.linalg.det(L_i)))
             if vol == 0.0:
@@ -840,6 +846,10 @@ def _repair(lattice: Tensor, info: TorchNiggliResult, *, eps: float, precision: 
                 transform[i] = torch.as_tensor(_host_transform(L_i, eps))
             except LatticeError as exc:
                 err = exc
+            else:  # the certified transform: does the reduced cell fit the input dtype?
+                row = _apply(transform[i].cpu(), lattice.detach().reshape(-1, 3, 3)[i].cpu())
+                if not bool(torch.isfinite(row).all()):
+                    err = _unrepresentable(_index(i, shape), transform[i].cpu().numpy(), L_i, lattice.dtype)
         if err is not None:
             errors.append(err)
             failed.append(_index(i, shape))
@@ -853,6 +863,18 @@ def _repair(lattice: Tensor, info: TorchNiggliResult, *, eps: float, precision: 
         )
     transform = transform.reshape(*shape, 3, 3).to(info.transform.device)
     return _apply(transform, lattice), transform
+
+
+def _unrepresentable(index: tuple[int, ...], transform: np.ndarray, lattice: np.ndarray, dtype: torch.dtype
+                     ) -> PrecisionError:
+    """The reduced cell does not fit the input dtype (its largest entry is above the dtype's maximum)."""
+    prod = transform.astype(np.float64) @ lattice
+    top = float(torch.finfo(dtype).max) if dtype.is_floating_point else float("inf")
+    return PrecisionError(
+        f"lattice {index}: the reduced cell is not representable in {dtype}: largest |entry| "
+        f"{float(np.abs(prod).max()):.6g} > {top:.6g} (reduced rows {prod.tolist()}, transform "
+        f"{transform.astype(np.int64).tolist()}); reduce it in a wider dtype"
+    )
 
 
 def _host_transform(lattice: np.ndarray, eps: float) -> np.ndarray:

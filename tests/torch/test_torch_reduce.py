@@ -84,10 +84,10 @@ def test_contract(backend: str, dtype: torch.dtype) -> None:
     reduced, transform = lt.niggli_reduce(L, backend=backend)
     assert reduced.dtype == dtype and transform.dtype == torch.int64
     assert reduced.shape == L.shape == transform.shape
-    assert torch.equal(transform.to(dtype) @ L, reduced)
+    assert torch.equal((transform.double() @ L.double()).to(dtype), reduced)  # formed in float64, rounded once
     assert torch.all(torch.linalg.det(transform.double()).round() == 1)
     # decisions are taken in float64: the float64 product is reduced within e; the output is that
-    # product computed in the input dtype (to its rounding, relative to |T| |L|)
+    # product rounded to the input dtype (to its rounding, relative to |T| |L|)
     reduced64 = transform.double() @ L.double()
     assert bool(lt.is_niggli_reduced(reduced64).all())
     scale = (transform.double().abs() @ L.double().abs()).amax((-1, -2), keepdim=True)
@@ -534,3 +534,28 @@ def test_half_precision_reduced_is_transform_at_input(case: int, dtype: torch.dt
     reduced.sum().backward()  # d sum(T L) / dL = T^T 1, rounded once (inf where beyond float16's range)
     want = (T.double().transpose(-1, -2) @ torch.ones_like(exact)).to(dtype)
     assert L.grad is not None and torch.equal(L.grad, want)
+
+
+def test_float32_near_its_maximum_reduces_to_finite_rows() -> None:
+    """Fuzz finding: entries near 3e38 overflowed in the float32 sums of ``T @ L`` (NaN / -inf rows)
+    although the reduced cell (|entries| <= 1.3e38) is representable; formed in float64 it is."""
+    L = torch.tensor([[1.2878e38, 1.9858e38, 1.0606e38], [1.2873e38, 2.9933e38, 1.5726e38],
+                      [-2.5774e38, -0.9527e38, -0.5783e38]], dtype=torch.float32)
+    reduced, T = lt.niggli_reduce(L)
+    assert bool(torch.isfinite(reduced).all())
+    assert not bool(torch.isfinite(T.float() @ L).all())  # the product in float32 overflows
+    assert torch.equal(reduced, (T.double() @ L.double()).float())
+
+
+def test_reduced_cell_beyond_the_dtype_is_a_typed_error() -> None:
+    """Fuzz finding: a float16 cell whose reduced form has an entry 75994 > 65504 came back as inf,
+    reported certified.  Now ``ok`` is False and the public call raises with the numbers."""
+    L = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0], [-65000.0, 60000.0, 0.0]], dtype=torch.float16)
+    assert not bool(lt.niggli_reduce_info(L).ok)
+    assert bool(lt.niggli_reduce_info(L.float()).ok)  # the same cell in float32: fine
+    for precision in ("auto", "float"):
+        with pytest.raises(PrecisionError, match=r"not representable in torch.float16: largest \|entry\| 75994"):
+            lt.niggli_reduce(L, precision=precision)
+    with pytest.raises(BatchReductionError) as err:
+        lt.niggli_reduce(torch.stack([torch.eye(3, dtype=torch.float16), L]))
+    assert err.value.failed == [(1,)]
