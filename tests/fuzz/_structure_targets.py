@@ -19,6 +19,7 @@ structures).  Each returned result is checked on a sample:
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Any
@@ -478,6 +479,63 @@ def _torch_structure_targets(Target: Any, hs: Any, kw_canon: Any) -> list[Any]:
 
 
 def _basis_invariant_target(Target: Any, BI: Any, hs: Any) -> list[Any]:
-    """``latticesym.torch.BasisInvariant`` around a small lattice function: hostile lattices, and
-    the invariance itself on a re-based copy (added when H2's class is on main)."""
-    return []
+    """``latticesym.torch.BasisInvariant`` around a model that is *not* basis-invariant (the first
+    basis vector and the mean site, weighted by species): hostile structures, and the invariance
+    itself on a re-based copy (outputs equal to within the conditioning of the bases)."""
+    import torch
+
+    def model(lattice: Any, frac: Any, species: Any) -> Any:
+        # periodic in the sites (a wrapped coordinate within rounding of a cell face must not
+        # jump), neither basis- nor rotation-invariant
+        w = species.to(lattice.dtype)[:, None] / 100.0
+        ang = 2 * math.pi * frac
+        return torch.cat([lattice[0] * lattice[0], (w * torch.cos(ang)).sum(0), (w * torch.sin(ang)).sum(0)])
+
+    wrapped = BI(model)
+
+    def as_t(c: Any) -> tuple[Any, ...]:
+        L, f, s = c
+        return (torch.as_tensor(np.asarray(L, dtype=np.float64)), torch.as_tensor(np.asarray(f, dtype=np.float64)),
+                torch.as_tensor(np.asarray(s, dtype=np.int64)))
+
+    def draw(rng: np.random.Generator) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if rng.random() < 0.5:
+            cell = seed_structure(rng, max_atoms=4)
+            try:
+                cell = (cell[0], cell[1], np.asarray([int(v) for v in np.ravel(cell[2])]))
+            except (TypeError, ValueError):
+                cell = (cell[0], cell[1], np.arange(1, len(cell[1]) + 1))
+            return (*as_t(cell), *as_t(rebased_copy(rng, cell))), {}
+        c = hs(rng)
+        if len(c) == 3:
+            try:
+                return as_t(c), {}
+            except (TypeError, ValueError, OverflowError, RuntimeError):
+                pass
+        return c, {}
+
+    def call(*args: Any) -> Any:
+        if len(args) == 6:
+            return wrapped(*args[:3]).detach(), wrapped(*args[3:]).detach()
+        return wrapped(*args)
+
+    def verify(args: tuple[Any, ...], kwargs: dict[str, Any], r: Any) -> str | None:
+        if len(args) != 6:
+            return None
+        a, b = (np.asarray(v, dtype=np.float64) for v in r)
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            return f"nonfinite output {a.tolist()} on a finite structure"
+        # the bases differ by integer transforms T with |T| ~ |L_in| / |shortest vector|: the
+        # copy's rows (M @ L, rounded) and T @ L carry rounding errors of about u |T| |L_in|, so
+        # agreement scales with cond = (longest input row / shortest lattice vector)**2 (up to
+        # 1e11 on the sheared families), times the frame weights' slope (1 / band = 50) and a margin
+        import latticesym
+
+        short = math.sqrt(float(np.asarray(latticesym.niggli_reduce(args[0].numpy()).g6)[0]))
+        cond = max(float(np.linalg.norm(args[i].numpy(), axis=1).max()) for i in (0, 3)) ** 2 / short**2
+        rel = 1e-9 + 1e5 * 2.0**-53 * cond
+        if not np.all(np.abs(a - b) <= rel * (1 + np.abs(a).max())):
+            return f"not basis-invariant: {a.tolist()} vs {b.tolist()} on a re-based copy (cond {cond:.3g})"
+        return None
+
+    return [Target("torch.BasisInvariant", draw, call, verify, verify_every=1, bound_s=20.0)]

@@ -152,3 +152,35 @@ def test_torch_check_is_dtype_aware() -> None:
     inf = reduced.clone()
     inf[0, 0] = float("inf")
     assert "non-finite entries" in str(h._verify_torch((lat,), {}, (inf, t)))
+
+
+def test_structure_checks_catch_broken_entry_points() -> None:
+    # a canonicalizer that drops the site transform, one with a det -1 basis, a matcher that
+    # never matches, and a model that is not basis-invariant are all caught
+    import dataclasses
+
+    import _structure_targets as stt
+
+    import latticesym.structure as st
+
+    rng = np.random.default_rng(3)
+    cell = stt.seed_structure(rng)
+    good = st.canonicalize(*cell)
+    assert stt.canonical_problem(*cell, good) is None
+    shifted = dataclasses.replace(good, frac=(np.asarray(good.frac) + 0.25) % 1.0)
+    assert "sites not carried" in str(stt.canonical_problem(*cell, shifted))
+    flipped = dataclasses.replace(good, transform=-np.asarray(good.transform))
+    assert "det +1" in str(stt.canonical_problem(*cell, flipped))
+
+    def never(a: object, b: object, copy: bool, **kw: object) -> object:
+        return dataclasses.replace(st.match(a, b), matched=False)
+
+    m = TARGETS["structure.match"]
+    assert _kinds(h.Target("never", m.draw, never, m.verify, verify_every=1), n=12) == {"inequivalent"}
+    bi = TARGETS.get("torch.BasisInvariant")
+    if bi is not None:
+        def raw(*args: object) -> object:  # the model without the wrapper
+            L = args[0]
+            return (L[0] * L[0]).detach(), (args[3][0] * args[3][0]).detach()
+
+        assert "inequivalent" in _kinds(h.Target("raw", bi.draw, raw, bi.verify, verify_every=1), n=12)
