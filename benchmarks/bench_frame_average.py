@@ -70,6 +70,7 @@ class PairModel(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width + n_rbf, 64), nn.SiLU(), nn.Linear(64, 1))
         self.register_buffer("centers", torch.linspace(0.5, cutoff, n_rbf))
         self.cutoff = cutoff
+        self.n_rbf = n_rbf
 
     def forward(self, lattices: torch.Tensor, frac: torch.Tensor, species: torch.Tensor,
                 n_atoms: torch.Tensor) -> torch.Tensor:
@@ -85,7 +86,7 @@ class PairModel(nn.Module):
         r = torch.linalg.vector_norm(d @ lat, dim=-1)  # (P, 27)
         keep = (r > 1e-6) & (r < self.cutoff)
         rbf = torch.exp(-((r[..., None] - self.centers) ** 2) / 0.5) * keep[..., None]
-        per_atom = frac.new_zeros(len(frac), self.centers.shape[0]).index_add(0, i_t, rbf.sum(1))
+        per_atom = frac.new_zeros(len(frac), self.n_rbf).index_add(0, i_t, rbf.sum(1))
         h = torch.cat([self.embed(species.long()).to(frac.dtype), per_atom], dim=-1)
         e = self.mlp(h).squeeze(-1)
         return e.new_zeros(len(counts)).index_add(0, torch.as_tensor(owner), e)

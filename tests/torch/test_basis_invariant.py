@@ -530,7 +530,7 @@ def test_module_parameters_and_float32() -> None:
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
 
 
-class _LatticeNet(torch.nn.Module):
+class _LatticeNet(torch.nn.Module):  # type: ignore[name-defined]
     def __init__(self, lin: Any):
         super().__init__()
         self.lin = lin
