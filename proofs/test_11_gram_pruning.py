@@ -54,7 +54,11 @@ def test_residual_is_the_frobenius_norm_as_a_sum_of_row_squares() -> None:
         t_k = _rational(gs.diag_term(q, gt[k]))
         assert sp.expand(t_k - D[k, k] ** 2) == 0
         assert t_k.free_symbols <= set(g) | {gt[k]} | set(m[3 * k:3 * k + 3])
-    assert sp.expand(_rational(gs.off_terms(g, gt, m)) - 2 * (D[0, 1] ** 2 + D[0, 2] ** 2 + D[1, 2] ** 2)) == 0
+    # o_12 = 2 D_12^2 from rows 1 and 2 alone (G6 entry 5 is 2 G_12)
+    o12 = _rational(gs.off_term(gs.form(*g, *m[0:3], *m[3:6]), gt[5]))
+    assert sp.expand(o12 - 2 * D[0, 1] ** 2) == 0
+    assert o12.free_symbols <= set(g) | {gt[5]} | set(m[0:6])
+    assert sp.expand(_rational(gs.last_terms(g, gt, m)) - 2 * (D[0, 2] ** 2 + D[1, 2] ** 2)) == 0
     frob = sum(D[i, j] ** 2 for i in range(3) for j in range(3))
     assert sp.expand(_rational(gs.residual(g, gt, m)) - frob) == 0
 
@@ -71,17 +75,17 @@ def test_float_partial_sums_never_exceed_the_computed_residual() -> None:
     gcol = tuple(g[:, k, None] for k in range(6))
     tcol = tuple(gt[:, k, None] for k in range(6))
     m = tuple(mats[None, :, k] for k in range(9))
-    bounds = []
-    acc = None
-    for k in range(3):  # the shipped accumulation order: r = ((t_1 + t_2) + t_3) + off
-        mk = m[3 * k:3 * k + 3]
-        t = gs.diag_term(gs.form(*gcol, *mk, *mk), tcol[k])
-        assert (t >= 0).all()
-        acc = t if acc is None else acc + t
-        bounds.append(acc)
+    t = [gs.diag_term(gs.form(*gcol, *m[3 * k:3 * k + 3], *m[3 * k:3 * k + 3]), tcol[k]) for k in range(3)]
+    o12 = gs.off_term(gs.form(*gcol, *m[0:3], *m[3:6]), tcol[5])
+    assert all((x >= 0).all() for x in (*t, o12))
+    # the shipped accumulation order: r = (((t_1 + t_2) + o_12) + t_3) + (o_13 + o_23)
+    b1 = t[0]
+    b2 = (b1 + t[1]) + o12
+    b3 = b2 + t[2]
     r = gs.residual(gcol, tcol, m)
-    assert np.array_equal(r, bounds[2] + gs.off_terms(gcol, tcol, m))  # the same float operations
-    assert (bounds[0] <= bounds[1]).all() and (bounds[1] <= bounds[2]).all() and (bounds[2] <= r).all()
+    assert np.array_equal(r, b3 + gs.last_terms(gcol, tcol, m))  # the same float operations
+    assert (b1 <= b2).all() and (b2 <= b3).all() and (b3 <= r).all()
+    assert (t[1] <= b2).all() and (t[2] <= b3).all()  # the row pre-selection's premise
 
 
 # --------------------------------------------------------------------------- item 3: exact walk
@@ -148,26 +152,41 @@ def _exhaustive(pair: _Pair, mats: np.ndarray) -> int:
     return best_i
 
 
+def _int_rows(tr: gs.SearchTrie) -> list[tuple[int, ...]]:
+    return [tuple(int(x) for x in r) for r in tr.rows]
+
+
 def _walk(pair: _Pair, tr: gs.SearchTrie, bound: Bound = _right_bound,
           evaluated: list[int] | None = None) -> int:
-    """``_gram_search._best`` in exact arithmetic, over the shipped trie, with a pluggable bound."""
-    rows = [_rows(np.concatenate([r, r, r]))[0] for r in tr.rows]
+    """``_gram_search._best`` in exact arithmetic, over the shipped tables, with a pluggable bound.
+
+    ``bound`` gets the diagonal differences so far and, at level 2 on, the (1,2) off-diagonal one.
+    """
+    rows = _int_rows(tr)
     best, best_i = pair.residual(E), 0
-    for a in range(len(tr.l1_row)):
-        r0 = rows[tr.l1_row[a]]
-        if not bound(pair.ds([r0])) < best:
+    sel = [[r for r in range(len(rows)) if bound([pair.ds([rows[r]] * 3)[k]]) < best] for k in range(3)]
+    for r0 in sel[0]:
+        a = int(tr.l1_of[r0])
+        if a < 0:
             continue
-        for b in range(tr.l1_lo[a], tr.l1_hi[a]):
-            r1 = rows[tr.l2_row[b]]
-            if not bound(pair.ds([r0, r1])) < best:
+        if not bound(pair.ds([rows[r0]])) < best:
+            continue
+        for r1 in sel[1]:
+            b = int(tr.l2_of[a, r1])
+            if b < 0:
                 continue
-            for c in range(tr.l2_lo[b], tr.l2_hi[b]):
-                r2 = rows[tr.c_row[c]]
-                if not bound(pair.ds([r0, r1, r2])) < best:
+            d01 = pair.bil(rows[r0], rows[r1]) - pair.Gt[0][1]
+            if not bound(pair.ds([rows[r0], rows[r1]])) + 2 * d01 * d01 < best:
+                continue
+            for r2 in sel[2]:
+                c = int(tr.c_of[b, r2])
+                if c < 0:
+                    continue
+                if not bound(pair.ds([rows[r0], rows[r1], rows[r2]])) + 2 * d01 * d01 < best:
                     continue
                 if evaluated is not None:
                     evaluated.append(int(tr.c_idx[c]))
-                r = pair.residual((r0, r1, r2))
+                r = pair.residual((rows[r0], rows[r1], rows[r2]))
                 if r < best:
                     best, best_i = r, int(tr.c_idx[c])
     return best_i
@@ -176,19 +195,23 @@ def _walk(pair: _Pair, tr: gs.SearchTrie, bound: Bound = _right_bound,
 def _walk_automorphisms(pair: _Pair, tr: gs.SearchTrie, tol: Fraction) -> list[int]:
     """``_gram_search._automorphisms`` in exact arithmetic on the target against itself."""
     target = _Pair("t", g6_of_gram(pair.Gt), g6_of_gram(pair.Gt))
-    rows = [_rows(np.concatenate([r, r, r]))[0] for r in tr.rows]
+    rows = _int_rows(tr)
     out = [0] if target.residual(E) <= tol else []
-    for a in range(len(tr.l1_row)):
-        r0 = rows[tr.l1_row[a]]
-        if not _right_bound(target.ds([r0])) <= tol:
+    sel = [[r for r in range(len(rows)) if target.ds([rows[r]] * 3)[k] ** 2 <= tol] for k in range(3)]
+    for r0 in sel[0]:
+        a = int(tr.l1_of[r0])
+        if a < 0:
             continue
-        for b in range(tr.l1_lo[a], tr.l1_hi[a]):
-            r1 = rows[tr.l2_row[b]]
-            if not _right_bound(target.ds([r0, r1])) <= tol:
+        for r1 in sel[1]:
+            b = int(tr.l2_of[a, r1])
+            if b < 0:
                 continue
-            for c in range(tr.l2_lo[b], tr.l2_hi[b]):
-                r2 = rows[tr.c_row[c]]
-                if _right_bound(target.ds([r0, r1, r2])) <= tol and target.residual((r0, r1, r2)) <= tol:
+            d01 = target.bil(rows[r0], rows[r1]) - target.Gt[0][1]
+            if not _right_bound(target.ds([rows[r0], rows[r1]])) + 2 * d01 * d01 <= tol:
+                continue
+            for r2 in sel[2]:
+                c = int(tr.c_of[b, r2])
+                if c >= 0 and target.residual((rows[r0], rows[r1], rows[r2])) <= tol:
                     out.append(int(tr.c_idx[c]))
     return out
 
@@ -240,6 +263,21 @@ def test_trie_depth_first_order_is_s_order(tr: gs.SearchTrie) -> None:
              for c in range(tr.l2_lo[b], tr.l2_hi[b])]
     assert order == list(range(1, len(tr.mats)))
     assert _rows(tr.mats[0]) == E
+    rows = _int_rows(tr)
+    assert rows == sorted(rows)  # ascending row index within a level is S order
+    # the lookup tables are the trie: every candidate is reached exactly once through them
+    via_tables = sorted(int(tr.c_idx[c]) for a_row in range(len(rows)) if tr.l1_of[a_row] >= 0
+                        for r1 in range(len(rows)) if tr.l2_of[tr.l1_of[a_row], r1] >= 0
+                        for r2 in range(len(rows)) if (c := tr.c_of[tr.l2_of[tr.l1_of[a_row], r1], r2]) >= 0)
+    assert via_tables == list(range(1, len(tr.mats)))
+    for a_row in range(len(rows)):
+        a = tr.l1_of[a_row]
+        for r1 in range(len(rows)):
+            if a >= 0 and tr.l2_of[a, r1] >= 0:
+                for r2 in range(len(rows)):
+                    c = tr.c_of[tr.l2_of[a, r1], r2]
+                    if c >= 0:
+                        assert _rows(tr.mats[tr.c_idx[c]]) == (rows[a_row], rows[r1], rows[r2])
     for a in range(len(tr.l1_row)):  # each candidate's rows are the trie path's rows
         for b in range(tr.l1_lo[a], tr.l1_hi[a]):
             for c in range(tr.l2_lo[b], tr.l2_hi[b]):

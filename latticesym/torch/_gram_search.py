@@ -8,9 +8,10 @@ candidate set :math:`S` (:func:`latticesym.torch.neighbour_transforms`, identity
           = \sum_{k} (m_k G_p m_k^T - G_{t,kk})^2 + 2 \sum_{i<j} (m_i G_p m_j^T - G_{t,ij})^2 ,
 
 :math:`m_k` the rows of :math:`M`.  The bound: every term is
-non-negative, so the partial sums over the diagonal terms,
+non-negative, so the partial sums in the order
 
-.. math:: b_1(m_1) = (m_1 G_p m_1^T - A_t)^2 \le b_2(m_1, m_2) = b_1 + (m_2 G_p m_2^T - B_t)^2
+.. math:: b_1(m_1) = (m_1 G_p m_1^T - A_t)^2 \le
+          b_2(m_1, m_2) = b_1 + (m_2 G_p m_2^T - B_t)^2 + 2 (m_1 G_p m_2^T - G_{t,12})^2
           \le b_3 = b_2 + (m_3 G_p m_3^T - C_t)^2 \le r_M ,
 
 are lower bounds of :math:`r_M` that depend only on the first one, two or three rows, and they
@@ -19,15 +20,15 @@ stay lower bounds *after rounding* because the residual is accumulated in exactl
 identity) is sorted lexicographically by rows, it is a three-level trie; a subtree whose bound
 is not below the best residual found so far cannot contain a strictly smaller residual, and is
 skipped.  The result is the *same* first minimiser as the exhaustive search with the same
-arithmetic (proved and checked in ``proofs/11_gram_pruning.md``).  A cell far from every boundary (its diagonal entries :math:`A < B < C` separated by
-more than the current distance, and the rows :math:`(x_1, \pm 1, 0)`, :math:`(x_1, x_2, \pm 1)`
-longer than :math:`B`, :math:`C` by as much) visits a handful of nodes: only the identity's
-branch survives.
+arithmetic (proved and checked in ``proofs/11_gram_pruning.md``).  A cell far from every boundary
+visits a handful of nodes: if every row :math:`m \ne \pm e_k` occurring in position :math:`k` of
+:math:`S` has :math:`|m G_p m^T - G_{p,kk}| \ge 2 \|G_p - G_t\|_F`, only the sign changes
+:math:`\operatorname{diag}(\pm 1, \pm 1, \pm 1)` survive the bounds (proof 11, item 4).
 
 :func:`residual` is the one residual, an expression in ``+ - *`` only, evaluated by
 
 - the compiled kernel (:func:`kernel`, numba; one lattice per loop pass, the trie pruned), and
-- the tensor path (:func:`search_torch`): the same expression on ``(n, |S|)`` broadcasts with the
+- the tensor path (:func:`prep_torch`): the same expression on ``(n, |S|)`` broadcasts with the
   bound as a mask, no host synchronisation, any device, traceable by ``torch.compile``;
 
 the two agree bit for bit on the chosen candidate (tested).  The kernel also does the no-grad
@@ -69,29 +70,34 @@ def diag_term(q: Any, t: Any) -> Any:
     return d * d
 
 
+def off_term(q: Any, t: Any) -> Any:
+    """One off-diagonal term ``2 (q - t / 2)**2`` of the residual (``q = m_i G_p m_j^T``, ``t`` = G6 entry of G_t)."""
+    d = q - 0.5 * t
+    return 2.0 * (d * d)
+
+
 def residual(g: Any, gt: Any, m: Any) -> Any:
     r"""Squared Frobenius residual :math:`\|M G M^T - G_t\|_F^2` from G6 vectors ``g``, ``gt`` (tuples of 6)
     and the nine entries ``m`` of ``M`` (row-major tuple).
 
-    Accumulated as the three diagonal terms first (in order: the bounds :math:`b_1, b_2, b_3` of the
-    module docstring are its partial sums), then the off-diagonal ones.
+    Accumulated in the order of the bounds :math:`b_1, b_2, b_3` of the module docstring (they are its
+    partial sums): the (1,1) term; the (2,2) and (1,2) terms; the (3,3) term; the (1,3) and (2,3) terms.
     """
     A, B, C, xi, eta, zeta = g
     m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
     r = diag_term(form(A, B, C, xi, eta, zeta, m00, m01, m02, m00, m01, m02), gt[0])
     r = r + diag_term(form(A, B, C, xi, eta, zeta, m10, m11, m12, m10, m11, m12), gt[1])
+    r = r + off_term(form(A, B, C, xi, eta, zeta, m00, m01, m02, m10, m11, m12), gt[5])
     r = r + diag_term(form(A, B, C, xi, eta, zeta, m20, m21, m22, m20, m21, m22), gt[2])
-    return r + off_terms(g, gt, m)
+    return r + last_terms(g, gt, m)
 
 
-def off_terms(g: Any, gt: Any, m: Any) -> Any:
-    """The off-diagonal part ``2 sum_{i<j} (m_i G m_j^T - G_t[i, j])**2`` of :func:`residual`."""
+def last_terms(g: Any, gt: Any, m: Any) -> Any:
+    """The (1,3) and (2,3) terms ``2 (m_1 G m_3^T - G_t,13)**2 + 2 (m_2 G m_3^T - G_t,23)**2`` of :func:`residual`."""
     A, B, C, xi, eta, zeta = g
     m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
-    d12 = form(A, B, C, xi, eta, zeta, m10, m11, m12, m20, m21, m22) - 0.5 * gt[3]
-    d02 = form(A, B, C, xi, eta, zeta, m00, m01, m02, m20, m21, m22) - 0.5 * gt[4]
-    d01 = form(A, B, C, xi, eta, zeta, m00, m01, m02, m10, m11, m12) - 0.5 * gt[5]
-    return 2.0 * (d12 * d12) + 2.0 * (d02 * d02) + 2.0 * (d01 * d01)
+    r = off_term(form(A, B, C, xi, eta, zeta, m00, m01, m02, m20, m21, m22), gt[4])
+    return r + off_term(form(A, B, C, xi, eta, zeta, m10, m11, m12, m20, m21, m22), gt[3])
 
 
 class SearchTrie(NamedTuple):
@@ -101,6 +107,9 @@ class SearchTrie(NamedTuple):
     ``l1_row[a]`` and children ``l2[l1_lo[a]:l1_hi[a]]``; level 2 entry ``b`` has row ``l2_row[b]``
     and candidates ``c`` in ``[l2_lo[b], l2_hi[b])`` with third row ``c_row[c]`` and index
     ``c_idx[c]`` in ``S``.  Candidates are in ``S`` order, so a depth-first walk visits ``S`` in order.
+    The walk's lookup tables: ``l1_of[r]`` the level-1 entry with row ``r`` (or -1), ``l2_of[a, r]``
+    the child of ``a`` with row ``r`` (or -1), ``c_of[b, r]`` the candidate below ``b`` with third row
+    ``r`` (or -1); rows are sorted, so ascending row order within a level is ``S`` order.
     """
 
     mats: np.ndarray
@@ -113,6 +122,9 @@ class SearchTrie(NamedTuple):
     l2_hi: np.ndarray
     c_row: np.ndarray
     c_idx: np.ndarray
+    l1_of: np.ndarray
+    l2_of: np.ndarray
+    c_of: np.ndarray
 
 
 @lru_cache(maxsize=1)
@@ -151,9 +163,19 @@ def trie() -> SearchTrie:
         l1_hi.append(len(l2_row))
         c = a_end
     i64 = np.int64
+    n_rows = len(rows)
+    l1_of = np.full(n_rows, -1, i64)
+    l2_of = np.full((len(l1_row), n_rows), -1, i64)
+    c_of = np.full((len(l2_row), n_rows), -1, i64)
+    for a in range(len(l1_row)):
+        l1_of[l1_row[a]] = a
+        for b in range(l1_lo[a], l1_hi[a]):
+            l2_of[a, l2_row[b]] = b
+            for c in range(l2_lo[b], l2_hi[b]):
+                c_of[b, idx[c, 2]] = c
     return SearchTrie(mats.astype(np.float64), rows.astype(np.float64), np.array(l1_row, i64), np.array(l1_lo, i64),
                       np.array(l1_hi, i64), np.array(l2_row, i64), np.array(l2_lo, i64), np.array(l2_hi, i64),
-                      idx[:, 2].astype(i64), np.arange(1, len(mats), dtype=i64))
+                      idx[:, 2].astype(i64), np.arange(1, len(mats), dtype=i64), l1_of, l2_of, c_of)
 
 
 # --------------------------------------------------------------------------- the per-lattice bodies
@@ -170,38 +192,75 @@ def _matmul3(a: Any, b: Any, out: Any) -> None:
             out[i, k] = a[i, 0] * b[0, k] + a[i, 1] * b[1, k] + a[i, 2] * b[2, k]
 
 
-def _best(g: Any, gt: Any, rows: Any, q: Any, l1_row: Any, l1_lo: Any, l1_hi: Any, l2_row: Any, l2_lo: Any,
-          l2_hi: Any, c_row: Any, c_idx: Any) -> tuple[int, float]:
-    """First minimiser of :func:`residual` over S (identity first), the trie pruned by the diagonal bounds."""
+def _select(q: Any, t: Any, lim: float, strict: bool, out: Any) -> int:
+    """Rows ``r`` (ascending) whose own diagonal term ``(q[r] - t)**2`` is ``< lim`` (``<= lim``); their count.
+
+    Every bound of a candidate with row ``r`` in this position is ``>=`` that term (a rounded sum of
+    non-negative terms is at least each of them), so the other rows cannot pass the bound.
+    """
+    n = 0
+    for r in range(q.shape[0]):  # branch-free: write always, advance when selected
+        v = diag_term(q[r], t)
+        out[n] = r
+        n += (v < lim) if strict else (v <= lim)
+    return n
+
+
+def _best(g: Any, gt: Any, rows: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any, sel: Any
+          ) -> tuple[int, float]:
+    """First minimiser of :func:`residual` over S (identity first), the trie pruned by the partial-sum bounds.
+
+    The rows of each level are pre-selected by their own diagonal term against the identity's residual
+    (:func:`_select`); within a level they are visited in ascending order, which is ``S`` order.
+    """
     A, B, C, xi, eta, zeta = g[0], g[1], g[2], g[3], g[4], g[5]
     gtt = (gt[0], gt[1], gt[2], gt[3], gt[4], gt[5])
     best = residual((A, B, C, xi, eta, zeta), gtt, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
     best_i = 0
     for r in range(rows.shape[0]):
         q[r] = form(A, B, C, xi, eta, zeta, rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 0], rows[r, 1], rows[r, 2])
-    for a in range(l1_row.shape[0]):
-        b1 = diag_term(q[l1_row[a]], gtt[0])
+    s1, s2, s3 = sel[0], sel[1], sel[2]
+    n1 = _select(q, gtt[0], best, True, s1)
+    n2 = _select(q, gtt[1], best, True, s2)
+    n3 = _select(q, gtt[2], best, True, s3)
+    for i1 in range(n1):
+        r0 = s1[i1]
+        a = l1_of[r0]
+        if a < 0:
+            continue
+        b1 = diag_term(q[r0], gtt[0])
         if not b1 < best:
             continue
-        for b in range(l1_lo[a], l1_hi[a]):
-            b2 = b1 + diag_term(q[l2_row[b]], gtt[1])
+        for i2 in range(n2):
+            r1 = s2[i2]
+            b = l2_of[a, r1]
+            if b < 0:
+                continue
+            b2 = b1 + diag_term(q[r1], gtt[1])
             if not b2 < best:
                 continue
-            for c in range(l2_lo[b], l2_hi[b]):
-                b3 = b2 + diag_term(q[c_row[c]], gtt[2])
+            b2 = b2 + off_term(form(A, B, C, xi, eta, zeta, rows[r0, 0], rows[r0, 1], rows[r0, 2],
+                                    rows[r1, 0], rows[r1, 1], rows[r1, 2]), gtt[5])
+            if not b2 < best:
+                continue
+            for i3 in range(n3):
+                r2 = s3[i3]
+                c = c_of[b, r2]
+                if c < 0:
+                    continue
+                b3 = b2 + diag_term(q[r2], gtt[2])
                 if not b3 < best:
                     continue
-                r0, r1, r2 = l1_row[a], l2_row[b], c_row[c]
                 m = (rows[r0, 0], rows[r0, 1], rows[r0, 2], rows[r1, 0], rows[r1, 1], rows[r1, 2],
                      rows[r2, 0], rows[r2, 1], rows[r2, 2])
-                d = b3 + off_terms((A, B, C, xi, eta, zeta), gtt, m)
+                d = b3 + last_terms((A, B, C, xi, eta, zeta), gtt, m)
                 if d < best:
                     best, best_i = d, c_idx[c]
     return best_i, best
 
 
-def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_row: Any, l1_lo: Any, l1_hi: Any, l2_row: Any,
-                   l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, out: Any) -> int:
+def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any,
+                   sel: Any, out: Any) -> int:
     """Indices (in S order, identity first) of the ``A`` in S with ``residual(gt, gt, A) <= tol``; their count."""
     A, B, C, xi, eta, zeta = gt[0], gt[1], gt[2], gt[3], gt[4], gt[5]
     gtt = (A, B, C, xi, eta, zeta)
@@ -211,22 +270,39 @@ def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_row: Any, l1_lo: A
         n += 1
     for r in range(rows.shape[0]):
         q[r] = form(A, B, C, xi, eta, zeta, rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 0], rows[r, 1], rows[r, 2])
-    for a in range(l1_row.shape[0]):
-        b1 = diag_term(q[l1_row[a]], A)
-        if not b1 <= tol:
+    s1, s2, s3 = sel[0], sel[1], sel[2]
+    n1 = _select(q, A, tol, False, s1)
+    n2 = _select(q, B, tol, False, s2)
+    n3 = _select(q, C, tol, False, s3)
+    for i1 in range(n1):
+        r0 = s1[i1]
+        a = l1_of[r0]
+        if a < 0:
             continue
-        for b in range(l1_lo[a], l1_hi[a]):
-            b2 = b1 + diag_term(q[l2_row[b]], B)
+        b1 = diag_term(q[r0], A)
+        for i2 in range(n2):
+            r1 = s2[i2]
+            b = l2_of[a, r1]
+            if b < 0:
+                continue
+            b2 = b1 + diag_term(q[r1], B)
             if not b2 <= tol:
                 continue
-            for c in range(l2_lo[b], l2_hi[b]):
-                b3 = b2 + diag_term(q[c_row[c]], C)
+            b2 = b2 + off_term(form(A, B, C, xi, eta, zeta, rows[r0, 0], rows[r0, 1], rows[r0, 2],
+                                    rows[r1, 0], rows[r1, 1], rows[r1, 2]), zeta)
+            if not b2 <= tol:
+                continue
+            for i3 in range(n3):
+                r2 = s3[i3]
+                c = c_of[b, r2]
+                if c < 0:
+                    continue
+                b3 = b2 + diag_term(q[r2], C)
                 if not b3 <= tol:
                     continue
-                r0, r1, r2 = l1_row[a], l2_row[b], c_row[c]
                 m = (rows[r0, 0], rows[r0, 1], rows[r0, 2], rows[r1, 0], rows[r1, 1], rows[r1, 2],
                      rows[r2, 0], rows[r2, 1], rows[r2, 2])
-                if b3 + off_terms(gtt, gtt, m) <= tol:
+                if b3 + last_terms(gtt, gtt, m) <= tol:
                     out[n] = c_idx[c]
                     n += 1
     return n
@@ -247,14 +323,14 @@ def _target_basis_sq(H: Any, P: Any, V: Any, Gt: Any, Y: Any, R: Any, VR: Any) -
     return s if s == s else np.inf
 
 
-def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: Any, l1_lo: Any, l1_hi: Any,
-              l2_row: Any, l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, tol: float, q: Any, g: Any, gt: Any,
+def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any, l2_of: Any, c_of: Any,
+              c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
               W: Any, auts: Any, MN: Any, V: Any, Gt: Any) -> float:
     """The no-grad part of the Gram-space loss for one lattice; returns the scale ``tr G_t / 3``.
 
     ``p``, ``t``: prediction and target (3, 3), ``Np``, ``Nt`` their reducing transforms (float64).
     Writes ``MN`` (the chosen ``M N_p``), ``V`` (the basis of the residual: identity or ``inv(N_t)``),
-    ``Gt`` (the reduced target's Gram matrix).  ``q``, ``g``, ``gt``, ``W`` (7, 3, 3), ``auts``: scratch.
+    ``Gt`` (the reduced target's Gram matrix).  ``q``, ``sel``, ``g``, ``gt``, ``W`` (7, 3, 3), ``auts``: scratch.
     """
     X, Tr, Vt, Y, R, VR, H = W[0], W[1], W[2], W[3], W[4], W[5], W[6]
     _matmul3(Nt, t, Tr)
@@ -271,7 +347,7 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: An
     for k in range(6):
         g[k] = g[k] / s if finite else 0.0
         gt[k] = gt[k] / s
-    best, _ = _best(g, gt, rows, q, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi, c_row, c_idx)
+    best, _ = _best(g, gt, rows, q, l1_of, l2_of, c_of, c_idx, sel)
     _matmul3(mats[best], Np, MN)
     for a in range(3):
         for b in range(3):
@@ -287,7 +363,7 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: An
         perm = perm and abs(Vt[a, 0]) + abs(Vt[a, 1]) + abs(Vt[a, 2]) == 1.0
     if perm:
         return s
-    m_aut = _automorphisms(gt, tol, rows, q, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi, c_row, c_idx, auts)
+    m_aut = _automorphisms(gt, tol, rows, q, l1_of, l2_of, c_of, c_idx, sel, auts)
     res_a = _target_basis_sq(MN, p, V, Gt, Y, R, VR)
     best_b, best_k = np.inf, -1
     for k in range(m_aut):
@@ -304,18 +380,19 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: An
     return s
 
 
-def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_row: Any, l1_lo: Any, l1_hi: Any,
-          l2_row: Any, l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, tol: float,
+def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any, l2_of: Any, c_of: Any,
+          c_idx: Any, tol: float,
           MN: Any, V: Any, Gt: Any, scale: Any) -> None:
     """:func:`_prep_one` for a batch (n, 3, 3); ``scale`` (n,) gets the scales."""
     q = np.empty(rows.shape[0])
+    sel = np.empty((3, rows.shape[0]), np.int64)
     g = np.empty(6)
     gt = np.empty(6)
     W = np.empty((7, 3, 3))
     auts = np.empty(mats.shape[0], np.int64)
     for i in range(p.shape[0]):
-        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, rows, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi,
-                             c_row, c_idx, tol, q, g, gt, W, auts, MN[i], V[i], Gt[i])
+        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, rows, l1_of, l2_of, c_of, c_idx, sel,
+                             tol, q, g, gt, W, auts, MN[i], V[i], Gt[i])
 
 
 def _cannot_start(x: Any) -> bool:
@@ -336,18 +413,18 @@ def _nb_finish(*args: Any) -> None:  # bound to latticesym.reduce._numba's compi
     raise RuntimeError("_fused runs compiled only (see kernel())")
 
 
-def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_row: Any, l1_lo: Any, l1_hi: Any,
-           l2_row: Any, l2_lo: Any, l2_hi: Any, c_row: Any, c_idx: Any, tol: float,
-           loss: Any, grad: Any, t_status: Any) -> None:
+def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_of: Any, l2_of: Any, c_of: Any,
+           c_idx: Any, tol: float, gscale: float,
+           loss: Any, grad: Any) -> int:
     """Reduce, search and differentiate in one pass per lattice (the CPU fast path of both losses).
 
     Per lattice: reduce ``p[i]`` and ``t[i]`` with latticesym's compiled reducer (``N_p``, ``N_t``;
     ``N_p`` the identity where the prediction cannot start, as ``_reduce_core``), then the loss and its
     gradient in ``p``: lattice space ``|P - N_p^-1 N_t T|^2 / 9``, gradient ``2 (P - N_p^-1 N_t T) / 9``;
     Gram space ``|V (X X^T - G_t) V^T|^2 / (9 s^2)``, ``X = M N_p P`` (:func:`_prep_one`), gradient
-    ``4 (M N_p)^T E X / (9 s^2)`` with ``E = V^T (V (X X^T - G_t) V^T) V``.  ``t_status`` gets the
-    target's reduction status (the caller re-runs a batch with an uncertified target on the
-    general path, which escalates).
+    ``4 (M N_p)^T E X / (9 s^2)`` with ``E = V^T (V (X X^T - G_t) V^T) V``; the gradient is written
+    multiplied by ``gscale`` (``1 / n`` for a mean).  Returns the number of targets whose reduction
+    is not certified (the caller re-runs such a batch on the general path, which escalates).
     """
     w = np.empty(WORK_SIZE)
     t1 = np.empty((1, 3, 3), np.int64)
@@ -359,6 +436,7 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_row:
     Np = np.empty((3, 3))
     Nt = np.empty((3, 3))
     q = np.empty(rows.shape[0])
+    sel = np.empty((3, rows.shape[0]), np.int64)
     g = np.empty(6)
     gt = np.empty(6)
     W = np.empty((7, 3, 3))
@@ -370,9 +448,13 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_row:
     R = np.empty((3, 3))
     E = np.empty((3, 3))
     F = np.empty((3, 3))
+    n_bad = 0
+    g2 = gscale * (2.0 / 9.0)
+    g4 = gscale * 4.0
     for i in range(p.shape[0]):
         _nb_finish(t[i], w, eps, 1000, 0, 0, t1, r1, g61, st1, it1, tol1)
-        t_status[i] = st1[0]
+        if st1[0] != OK:
+            n_bad += 1
         for a in range(3):
             for b in range(3):
                 Nt[a, b] = float(t1[0, a, b])
@@ -395,10 +477,10 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_row:
                 for b in range(3):
                     d = p[i, a, b] - F[a, b]
                     acc += d * d
-                    grad[i, a, b] = (2.0 / 9.0) * d
+                    grad[i, a, b] = g2 * d
             loss[i] = acc / 9.0
             continue
-        s = _prep_one(p[i], t[i], Np, Nt, mats, rows, l1_row, l1_lo, l1_hi, l2_row, l2_lo, l2_hi, c_row, c_idx,
+        s = _prep_one(p[i], t[i], Np, Nt, mats, rows, l1_of, l2_of, c_of, c_idx, sel,
                       tol, q, g, gt, W, auts, MN, V, Gt)
         _matmul3(MN, p[i], X)
         for a in range(3):
@@ -422,7 +504,8 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_row:
         _matmul3(E, X, F)
         for a in range(3):
             for b in range(3):
-                grad[i, a, b] = 4.0 * (MN[0, a] * F[0, b] + MN[1, a] * F[1, b] + MN[2, a] * F[2, b]) / c9
+                grad[i, a, b] = g4 * (MN[0, a] * F[0, b] + MN[1, a] * F[1, b] + MN[2, a] * F[2, b]) / c9
+    return n_bad
 
 
 def search_numpy(g: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -472,21 +555,23 @@ def fused_kernel() -> Any:
     return _compiled["fused"]
 
 
-def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol: float = 1e-12
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``loss`` (n,), ``grad`` (n, 3, 3), target ``status`` (n,) of :func:`_fused` for float64 (n, 3, 3) arrays."""
+def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol: float = 1e-12,
+              gscale: float = 1.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """``loss`` (n,), ``gscale *`` its gradient (n, 3, 3) and the number of uncertified targets, by :func:`_fused`.
+
+    ``p``, ``t``: float64 C-contiguous (n, 3, 3) arrays.
+    """
     tr = trie()
     n = p.shape[0]
     loss = np.empty(n)
     grad = np.empty((n, 3, 3))
-    st = np.empty(n, np.int8)
-    fn(p, t, float(eps), bool(gram), tr.mats, tr.rows, tr.l1_row, tr.l1_lo, tr.l1_hi, tr.l2_row, tr.l2_lo,
-       tr.l2_hi, tr.c_row, tr.c_idx, float(tol), loss, grad, st)
-    return loss, grad, st
+    bad = fn(p, t, float(eps), bool(gram), tr.mats, tr.rows, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol),
+             float(gscale), loss, grad)
+    return loss, grad, int(bad)
 
 
-_HELPERS = ("form", "diag_term", "off_terms", "residual", "_g6_rows", "_matmul3", "_target_basis_sq", "_best",
-            "_automorphisms", "_prep_one", "_cannot_start")
+_HELPERS = ("form", "diag_term", "off_term", "last_terms", "residual", "_select", "_g6_rows", "_matmul3",
+            "_target_basis_sq", "_best", "_automorphisms", "_prep_one", "_cannot_start")
 
 
 def _rebound(fn: Any, env: dict[str, Any]) -> Any:
@@ -509,8 +594,7 @@ def _run(fn: Any, p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, 
     V = np.empty((n, 3, 3))
     Gt = np.empty((n, 3, 3))
     scale = np.empty(n)
-    fn(p, t, Np, Nt, tr.mats, tr.rows, tr.l1_row, tr.l1_lo, tr.l1_hi, tr.l2_row, tr.l2_lo, tr.l2_hi,
-       tr.c_row, tr.c_idx, float(tol), MN, V, Gt, scale)
+    fn(p, t, Np, Nt, tr.mats, tr.rows, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol), MN, V, Gt, scale)
     return MN, V, Gt, scale
 
 

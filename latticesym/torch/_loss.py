@@ -103,7 +103,6 @@ from torch.autograd.function import once_differentiable
 from latticesym._niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 from latticesym.errors import LatticeShapeError
 from latticesym.reduce import _numba as _reduce_numba
-from latticesym.reduce._kg import OK as _OK
 from latticesym.torch import _gram_search
 from latticesym.torch._reduce import _as_batch, _g6_of, _reduce_core, niggli_reduce, unimodular_inverse
 
@@ -387,25 +386,36 @@ def gram_mse(pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: floa
 
 
 class _Fused(torch.autograd.Function):
-    """Loss values and gradients computed together by the compiled kernel; backward scales the stored gradient."""
+    """Loss computed by the compiled kernel together with its gradient; backward scales the stored gradient.
+
+    ``forward(pred, value, grad)``: ``value`` (numpy, the reduced loss: 0-d, or the per-lattice losses
+    in ``pred``'s batch shape) and ``grad`` (numpy, ``pred``'s shape, float64: the gradient of
+    ``value.sum()``, already divided by the batch size for ``reduction="mean"``).  One tensor op each way
+    where ``pred`` is float64 on the host.
+    """
 
     @staticmethod
-    def forward(ctx: Any, pred: Tensor, packed: tuple[np.ndarray, np.ndarray]) -> Tensor:
-        loss, grad = packed
+    def forward(ctx: Any, pred: Tensor, value: np.ndarray, grad: np.ndarray) -> Tensor:
         ctx.grad = grad
-        ctx.meta = (pred.shape, pred.dtype, pred.device)
-        return torch.from_numpy(loss).to(device=pred.device, dtype=pred.dtype)
+        ctx.meta = (pred.dtype, pred.device)
+        out = torch.from_numpy(value)
+        return out if pred.dtype == _F64 and pred.device.type == "cpu" else out.to(pred.device, pred.dtype)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None]:
-        shape, dtype, device = ctx.meta
-        g = torch.from_numpy(ctx.grad).to(device) * grad_out.to(_F64)[:, None, None]
-        return g.to(dtype).reshape(shape), None
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:
+        dtype, device = ctx.meta
+        g = torch.from_numpy(ctx.grad)
+        if device.type != "cpu":
+            g = g.to(device)
+        if grad_out.ndim:  # reduction "none": one factor per lattice
+            grad_out = grad_out[..., None, None]
+        g = g * grad_out
+        return (g if g.dtype == dtype else g.to(dtype)), None, None
 
 
-def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str) -> Tensor | None:
-    """Both losses in one compiled pass (reduce, search, gradient; :func:`_gram_search._fused`), shape ``(n,)``.
+def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction: str) -> Tensor | None:
+    """Both losses in one compiled pass (reduce, search, gradient; :func:`_gram_search._fused`), reduced.
 
     ``None`` where a target cannot be certified in float64 (the caller takes the general path, which
     escalates); the gradient is the closed form of the autograd graph of :func:`_gram_space` /
@@ -413,13 +423,22 @@ def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str) -> Tensor
     """
     if not (eps >= 0):
         raise ValueError(f"eps must be >= 0, got {eps}")
-    p = np.ascontiguousarray(pred.detach().reshape(-1, 3, 3).to(device="cpu", dtype=_F64).numpy())
-    t = np.ascontiguousarray(target.reshape(-1, 3, 3).to(device="cpu", dtype=_F64).numpy())
+    p, t = pred.detach(), target
+    if p.dtype != _F64 or p.device.type != "cpu":
+        p = p.to(device="cpu", dtype=_F64)
+    if t.dtype != _F64 or t.device.type != "cpu":
+        t = t.to(device="cpu", dtype=_F64)
+    p_ = np.ascontiguousarray(p.numpy()).reshape(-1, 3, 3)
+    t_ = np.ascontiguousarray(t.numpy()).reshape(-1, 3, 3)
     tol = _AUT_TOL.get(target.dtype, 1e-12)
-    loss, grad, st = _gram_search.fused_run(_gram_search.fused_kernel(), p, t, eps, space == "gram", tol)
-    if (st != _OK).any():
+    n = p_.shape[0]
+    gscale = 1.0 / n if reduction == "mean" else 1.0
+    loss, grad, bad = _gram_search.fused_run(_gram_search.fused_kernel(), p_, t_, eps, space == "gram", tol, gscale)
+    if bad:
         return None
-    out: Tensor = _Fused.apply(pred, (loss, grad))
+    value = loss.reshape(pred.shape[:-2]) if reduction == "none" else np.asarray(
+        loss.mean() if reduction == "mean" else loss.sum())
+    out: Tensor = _Fused.apply(pred, value, grad.reshape(pred.shape))
     return out
 
 
@@ -480,12 +499,11 @@ def niggli_proxy_loss(
     if pred.shape[:-2].numel() == 0:
         per = pred.new_zeros(batch)
     else:
-        fused = None
         if backend in ("auto", "numba") and _reduce_numba.available():
-            fused = _fused_space(pred, target, eps, space)
-        if fused is not None:
-            per = fused.reshape(batch)
-        elif space == "lattice":
+            fused = _fused_space(pred, target, eps, space, reduction)
+            if fused is not None:
+                return fused
+        if space == "lattice":
             per = _lattice_space(pred, target, eps, backend).reshape(batch)
         else:
             per = _gram_space(pred, target, eps, backend).reshape(batch)

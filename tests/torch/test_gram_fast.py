@@ -123,8 +123,9 @@ def _g6s(pred: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarr
 
 def _walk(g: np.ndarray, gt: np.ndarray, tr: gs.SearchTrie) -> np.ndarray:
     q = np.empty(len(tr.rows))
-    return np.array([gs._best(g[i], gt[i], tr.rows, q, tr.l1_row, tr.l1_lo, tr.l1_hi, tr.l2_row, tr.l2_lo,
-                              tr.l2_hi, tr.c_row, tr.c_idx)[0] for i in range(len(g))])
+    sel = np.empty((3, len(tr.rows)), np.int64)
+    return np.array([gs._best(g[i], gt[i], tr.rows, q, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, sel)[0]
+                     for i in range(len(g))])
 
 
 @pytest.mark.parametrize("noise", [0.0, 1e-9, 0.02])
@@ -139,7 +140,9 @@ def test_pruning_check_catches_a_broken_trie() -> None:
     pred, target = _batch(4, noise=0.02)
     g, gt = _g6s(pred, target)
     tr = gs.trie()
-    broken = tr._replace(l1_hi=np.where(np.arange(len(tr.l1_hi)) >= 1, tr.l1_lo, tr.l1_hi))
+    l2_of = tr.l2_of.copy()
+    l2_of[1:] = -1
+    broken = tr._replace(l2_of=l2_of)
     assert not np.array_equal(_walk(g, gt, broken), gs.search_numpy(g, gt))
 
 
