@@ -19,8 +19,11 @@ Losses, the same network and initialisation for each: ``mse`` (plain MSE against
 presented), ``lattice`` (the research note's loss, ``niggli_proxy_loss(space="lattice")``) and
 ``gram`` (``space="gram"``).  Metric on held-out cells: both the prediction and the true cell are
 reduced by the exact oracle (:mod:`latticesym.reference`) and ``|g6(pred) - g6(true)| / |g6(true)|``
-is taken; the tables give its median per set, the fraction of cells within 5 % and 10 %, and the
-median predicted / true volume.
+is taken; the tables give its median per set, the fraction of cells within 5 % and 10 %, the
+median predicted / true volume, and the structure match rate: the predicted lattice (Niggli-reduced)
+with the true fractional coordinates (written in the true cell's Niggli-reduced basis) matched
+against the true structure by :func:`latticesym.structure.match` (StructureMatcher semantics,
+DiffCSP's tolerances ``ltol=0.3, stol=0.5, angle_tol=10``).
 
 Usage (run from the repository root)::
 
@@ -47,6 +50,7 @@ import latticesym.torch as lt
 from latticesym.datasets import Structure, load_structures
 from latticesym.groups import random_rotation, random_unimodular
 from latticesym.reference import niggli_reduce as exact_reduce
+from latticesym.structure import match_batch
 
 __all__ = [
     "LOSSES",
@@ -58,6 +62,7 @@ __all__ = [
     "evaluate",
     "load_data",
     "main",
+    "match_rate",
     "train",
 ]
 
@@ -127,7 +132,21 @@ def descriptor(structure: Structure) -> np.ndarray:
 
 def exact_g6(lattices: np.ndarray) -> np.ndarray:
     """Exact Niggli-reduced G6 of each lattice (the oracle)."""
-    return np.array([[float(x) for x in exact_reduce(L).g6] for L in lattices])
+    return exact_reduced(lattices)[0]
+
+
+def exact_reduced(lattices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Niggli-reduced G6 ``(n, 6)`` and reduced bases ``(n, 3, 3)`` of each lattice (the oracle)."""
+    out = [exact_reduce(L) for L in lattices]
+    return (np.array([[float(x) for x in r.g6] for r in out]),
+            np.array([np.asarray(r.lattice, dtype=np.float64) for r in out]).reshape(-1, 3, 3))
+
+
+def reduced_frac(structure: Structure) -> np.ndarray:
+    """The structure's fractional coordinates in its exact Niggli-reduced basis, wrapped to [0, 1)."""
+    L = np.asarray(structure.lattice, dtype=np.float64)
+    cart = np.asarray(structure.frac_coords, dtype=np.float64) @ L
+    return np.asarray(np.mod(cart @ np.linalg.inv(_reduced(L)), 1.0), dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -143,6 +162,8 @@ class Data:
     test: np.ndarray
     perov: np.ndarray  # cell is a Perov-5 one (else Carbon-24)
     g6: np.ndarray  # exact reduced G6 of every cell
+    frac: list[np.ndarray] = field(default_factory=list)  # coordinates in the reduced basis, per cell
+    species: list[np.ndarray] = field(default_factory=list)  # atomic numbers, per cell
 
     def labels(self, setting: str) -> np.ndarray:
         """All cells' labels in ``setting`` (one of :data:`SETTINGS`)."""
@@ -180,6 +201,8 @@ def load_data(sets: Sequence[str] = ("perov_5", "carbon_24"), *, n_per_set: int,
         test=test,
         perov=np.asarray(perov),
         g6=exact_g6(canonical),
+        frac=[reduced_frac(s) for s in structures],
+        species=[np.asarray(s.species) for s in structures],
     )
 
 
@@ -205,10 +228,27 @@ def loss_function(name: str) -> LossFn:
     raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
 
 
-def evaluate(pred: np.ndarray, data: Data) -> dict[str, float]:
-    """Basis-free held-out metrics of ``pred`` (the test cells' predicted lattices)."""
+def match_rate(reduced_pred: np.ndarray, data: Data, *, workers: int = 1) -> np.ndarray:
+    """Per held-out cell: does the predicted lattice carry the true structure?
+
+    The prediction, Niggli-reduced (``reduced_pred``, exact), gets the true cell's fractional
+    coordinates in the true cell's reduced basis and is matched against the true structure
+    (:func:`latticesym.structure.match_batch`, DiffCSP's tolerances).  A basis-free model predicts no
+    particular basis, so the reduced basis is the one pairing it can be judged by; a prediction the
+    matcher cannot take (degenerate cell, work bound) counts as no match.
+    """
+    test = data.test
+    true = [(data.canonical[i], data.frac[i], data.species[i]) for i in test]
+    predicted = [(reduced_pred[k], data.frac[i], data.species[i]) for k, i in enumerate(test)]
+    res = match_batch(true, predicted, workers=workers, ltol=0.3, stol=0.5, angle_tol=10.0)
+    return np.asarray(res.matched, dtype=bool)
+
+
+def evaluate(pred: np.ndarray, data: Data, *, match: bool = False, workers: int = 1) -> dict[str, float]:
+    """Basis-free held-out metrics of ``pred`` (the test cells' predicted lattices); ``match``: add the match rate."""
     g6_true = data.g6[data.test]
-    rel = np.linalg.norm(exact_g6(pred) - g6_true, axis=1) / np.linalg.norm(g6_true, axis=1)
+    g6_pred, reduced_pred = exact_reduced(pred)
+    rel = np.linalg.norm(g6_pred - g6_true, axis=1) / np.linalg.norm(g6_true, axis=1)
     perov = data.perov[data.test]
     vol = np.abs(np.linalg.det(pred)) / np.abs(np.linalg.det(data.canonical[data.test]))
     out = {
@@ -219,6 +259,11 @@ def evaluate(pred: np.ndarray, data: Data) -> dict[str, float]:
     }
     for name, mask in (("perov_5", perov), ("carbon_24", ~perov)):
         out[name] = float(np.median(rel[mask])) if mask.any() else float("nan")
+    if match:
+        matched = match_rate(reduced_pred, data, workers=workers)
+        out["match"] = float(matched.mean())
+        for name, mask in (("perov_5", perov), ("carbon_24", ~perov)):
+            out[f"match_{name}"] = float(matched[mask].mean()) if mask.any() else float("nan")
     return out
 
 
@@ -253,8 +298,14 @@ def train(
     a_t: float | None = None,
     batch: int = 64,
     lr: float = 2e-3,
+    match: bool = False,
+    workers: int = 1,
 ) -> Run:
-    """Train one network; ``a_t`` set: the denoising task at that noise level (labels ``U @ L_c``)."""
+    """Train one network; ``a_t`` set: the denoising task at that noise level (labels ``U @ L_c``).
+
+    ``match``: the final evaluation adds the structure match rate (:func:`match_rate`, on ``workers``
+    processes).
+    """
     fn = loss_function(loss) if isinstance(loss, str) else loss
     run = Run(setting=setting, loss=loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"))
     labels_all = torch.tensor(data.labels(setting))
@@ -278,6 +329,7 @@ def train(
 
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
+    pred = np.zeros((0, 3, 3))
     for epoch in range(epochs + 1):
         if epoch > 0:
             model.train()
@@ -295,8 +347,8 @@ def train(
             metrics = evaluate(pred, data)
             run.epochs.append(epoch)
             run.g6_error.append(metrics["all"])
-    run.final = metrics
     run.seconds = time.perf_counter() - t0
+    run.final = evaluate(pred, data, match=True, workers=workers) if match else metrics
     return run
 
 
@@ -309,18 +361,26 @@ def _pct(v: float) -> str:
     return "-" if np.isnan(v) else f"{100 * v:.1f} %"
 
 
+def _match(f: dict[str, float]) -> str:
+    """``all (Perov-5 / Carbon-24)`` match rates, or ``-`` where they were not computed."""
+    if "match" not in f:
+        return "-"
+    return f"{_pct(f['match'])} ({_pct(f['match_perov_5'])} / {_pct(f['match_carbon_24'])})"
+
+
 def prediction_table(runs: list[Run]) -> str:
     lines = [
         "<!-- written by examples/loss_experiment.py (make experiment); do not edit -->",
         "| training labels | loss | Perov-5 | Carbon-24 | all | within 5 % | within 10 % "
-        "| predicted / true volume | train time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| predicted / true volume | match rate (Perov-5 / Carbon-24) | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         f = r.final
         lines.append(
             f"| {r.setting} | `{r.loss}` | {_pct(f['perov_5'])} | {_pct(f['carbon_24'])} | {_pct(f['all'])} "
-            f"| {_pct(f['within_5'])} | {_pct(f['within_10'])} | {f['volume_ratio']:.3g} | {r.seconds:.0f} s |"
+            f"| {_pct(f['within_5'])} | {_pct(f['within_10'])} | {f['volume_ratio']:.3g} | {_match(f)} "
+            f"| {r.seconds:.0f} s |"
         )
     return "\n".join(lines) + "\n"
 
@@ -328,21 +388,23 @@ def prediction_table(runs: list[Run]) -> str:
 def denoising_table(runs: list[tuple[float, Run]], identity: dict[float, dict[str, float]]) -> str:
     lines = [
         "<!-- written by examples/loss_experiment.py (make experiment); do not edit -->",
-        "| a_t | loss | Perov-5 | Carbon-24 | all | within 5 % | within 10 % | predicted / true volume | train time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| a_t | loss | Perov-5 | Carbon-24 | all | within 5 % | within 10 % | predicted / true volume "
+        "| match rate (Perov-5 / Carbon-24) | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a in sorted(identity, reverse=True):
         f = identity[a]
         lines.append(
             f"| {a:g} | none: `L_t / sqrt(a_t)` | {_pct(f['perov_5'])} | {_pct(f['carbon_24'])} | {_pct(f['all'])} "
-            f"| {_pct(f['within_5'])} | {_pct(f['within_10'])} | {f['volume_ratio']:.3g} | - |"
+            f"| {_pct(f['within_5'])} | {_pct(f['within_10'])} | {f['volume_ratio']:.3g} | {_match(f)} | - |"
         )
         for a_r, r in runs:
             if a_r == a:
                 g = r.final
                 lines.append(
                     f"| {a:g} | `{r.loss}` | {_pct(g['perov_5'])} | {_pct(g['carbon_24'])} | {_pct(g['all'])} "
-                    f"| {_pct(g['within_5'])} | {_pct(g['within_10'])} | {g['volume_ratio']:.3g} | {r.seconds:.0f} s |"
+                    f"| {_pct(g['within_5'])} | {_pct(g['within_10'])} | {g['volume_ratio']:.3g} | {_match(g)} "
+                    f"| {r.seconds:.0f} s |"
                 )
     return "\n".join(lines) + "\n"
 
@@ -414,7 +476,8 @@ def _log(tag: str, r: Run) -> None:
     f = r.final
     print(
         f"{tag:28s} {r.loss:8s} Perov-5 {_pct(f['perov_5']):>8s}  Carbon-24 {_pct(f['carbon_24']):>8s}  "
-        f"all {_pct(f['all']):>8s}  <=5% {_pct(f['within_5']):>8s}  vol {f['volume_ratio']:.3g}  {r.seconds:5.1f} s",
+        f"all {_pct(f['all']):>8s}  <=5% {_pct(f['within_5']):>8s}  vol {f['volume_ratio']:.3g}  "
+        f"match {_match(f)}  {r.seconds:5.1f} s",
         flush=True,
     )
 
@@ -425,6 +488,7 @@ def main(argv: list[str] | None = None) -> tuple[list[Run], list[tuple[float, Ru
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-md", type=Path, default=Path("docs/_generated"))
     parser.add_argument("--out-img", type=Path, default=Path("docs/img"))
+    parser.add_argument("--workers", type=int, default=2, help="processes for the structure matching")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     n_per_set, epochs, eval_every = (40, 2, 1) if args.quick else (600, 40, 4)
@@ -436,7 +500,8 @@ def main(argv: list[str] | None = None) -> tuple[list[Run], list[tuple[float, Ru
     pred_runs = []
     for setting in SETTINGS:
         for loss in ("mse",) if setting == "canonical" else LOSSES:
-            pred_runs.append(train(data, loss, setting, epochs=epochs, eval_every=eval_every, seed=args.seed))
+            pred_runs.append(train(data, loss, setting, epochs=epochs, eval_every=eval_every, seed=args.seed,
+                                   match=True, workers=args.workers))
             _log(setting, pred_runs[-1])
 
     den_runs: list[tuple[float, Run]] = []
@@ -446,9 +511,11 @@ def main(argv: list[str] | None = None) -> tuple[list[Run], list[tuple[float, Ru
     )
     L0_test = data.labels("random bases")[data.test]
     for a in levels:
-        identity[a] = evaluate((a**0.5 * L0_test + (1 - a) ** 0.5 * noise.numpy()) / a**0.5, data)
+        identity[a] = evaluate((a**0.5 * L0_test + (1 - a) ** 0.5 * noise.numpy()) / a**0.5, data, match=True,
+                               workers=args.workers)
         for loss in LOSSES:
-            run = train(data, loss, "random bases", epochs=epochs, eval_every=epochs, seed=args.seed, a_t=a)
+            run = train(data, loss, "random bases", epochs=epochs, eval_every=epochs, seed=args.seed, a_t=a,
+                        match=True, workers=args.workers)
             den_runs.append((a, run))
             _log(f"denoising a_t={a:g}", run)
 

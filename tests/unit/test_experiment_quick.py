@@ -95,3 +95,18 @@ def test_quick_check_catches_a_loss_ignoring_the_basis_alignment(experiment: Mod
 
     broken = _error(experiment, data, unaligned_gram, "random bases + rotations")
     assert broken > FACTOR * bar + SLACK, f"a basis-blind Gram MSE passed the check: {broken:.4f} vs bar {bar:.4f}"
+
+
+def test_match_rate_accepts_the_truth_in_any_basis_and_catches_a_stretched_cell(experiment: ModuleType,
+                                                                                 data) -> None:
+    """The experiment's structure match metric: true cells in random bases and rotations all match; the
+    same cells stretched by 40 % along one axis (a wrong lattice, same coordinates) do not."""
+    test = data.test[:30]
+    sub = experiment.Data(**{**data.__dict__, "test": test})
+    truth = data.labels("random bases + rotations")[test]
+    good = experiment.evaluate(truth, sub, match=True)
+    assert good["match"] == 1.0 and good["all"] < 1e-9
+    stretched = truth.copy()
+    stretched[:, 0] *= 1.4
+    bad = experiment.evaluate(stretched, sub, match=True)
+    assert bad["match"] <= 0.2, bad
