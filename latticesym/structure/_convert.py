@@ -294,7 +294,8 @@ def canonicalize_files(inputs: str | Path | Sequence[str | Path], output: str | 
         A file (single input file) or a folder (created as needed).
     fmt : {"same", "cif", "poscar", "extxyz", "csv"}
         Output format; ``"same"`` keeps the input's (extxyz for ``.xyz``).  ``"csv"`` only for CSV
-        input (the CDVAE columns are kept, ``cif`` holds the canonical CIF).
+        input (the named CDVAE columns are kept, an unnamed index column is dropped, ``cif`` holds
+        the canonical CIF).
     parser : {"pymatgen", "ase", "auto"}
         Reader of CIF and POSCAR files (:func:`latticesym.io.read_structures`); extxyz is read by ASE.
     eps, frac_eps, orientation, sort
