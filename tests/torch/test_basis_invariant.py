@@ -217,6 +217,8 @@ def test_wrapped_invariant_on_exact_boundary_cells() -> None:
     names = ["atom_feature", "cos_combo"]
     failed, checks = _boundary_report(BasisInvariant, cells, names, trials=3)
     assert (failed, checks) == (0, 2 * len(cells))
+    failed_bare, _ = _boundary_report(lambda fn: fn, cells, names, trials=3)
+    assert failed_bare == checks
     # the hard switch (f on the one canonical structure) is not invariant on cells with lattice symmetry
     failed_canon, _ = _boundary_report(canonical_model, cells, ["atom_feature"], trials=3)
     assert failed_canon >= len(cells) // 2, failed_canon
@@ -256,6 +258,8 @@ def test_wrapped_invariant_on_both_sides_of_boundaries(delta: float) -> None:
     cells = [_perturbed(L, delta, rng) for L in boundary_cells() for _ in range(2)]
     failed, checks = _boundary_report(BasisInvariant, cells, ["atom_feature", "cos_combo"], trials=3)
     assert (failed, checks) == (0, 2 * len(cells))
+    failed_bare, _ = _boundary_report(lambda fn: fn, cells, ["atom_feature", "cos_combo"], trials=3)
+    assert failed_bare == checks  # the bare featurizers are not invariant on either side
 
 
 # --------------------------------------------------------------------------- continuity across a boundary
