@@ -8,7 +8,11 @@ on boundary cells.  A deliberately broken trie is caught.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +20,25 @@ import torch
 
 import latticesym.torch as lt
 from latticesym.groups import random_rotation, random_unimodular
-from latticesym.metric import lattice_from_parameters
 from latticesym.reduce import _numba
 from latticesym.torch import _gram_search as gs
 from latticesym.torch import _loss
+
+
+def _load_cells() -> Any:
+    """``tests/torch/_cells.py`` (the shared cells; tests are not a package, so loaded by path)."""
+    name = "_latticesym_torch_test_cells"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_cells.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_cells = _load_cells()
 
 pytestmark = pytest.mark.skipif(not _numba.available(), reason="the compiled path needs numba")
 
@@ -27,16 +46,7 @@ F64 = torch.float64
 
 
 def _boundary_cells() -> dict[str, np.ndarray]:
-    a = 4.0
-    return {
-        "cubic": a * np.eye(3),
-        "fcc": a / 2 * np.array([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]]),
-        "bcc": a / 2 * np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, -1]]),
-        "hexagonal": lattice_from_parameters(3.0, 3.0, 5.0, 90, 90, 120),
-        "rhombohedral": lattice_from_parameters(3.5, 3.5, 3.5, 75, 75, 75),
-        "tetragonal": lattice_from_parameters(3.0, 3.0, 4.5, 90, 90, 90),
-        "triclinic": lattice_from_parameters(3.1, 4.3, 5.2, 78, 83, 95),
-    }
+    return _cells.cells(_cells.FAST)
 
 
 def _batch(seed: int, n: int = 96, noise: float = 0.02, target_bases: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,22 @@ import latticesym.torch as lt
 from latticesym.families import generate
 from latticesym.groups import random_rotation, random_unimodular
 from latticesym.metric import lattice_from_parameters
+
+
+def _load_cells() -> Any:
+    """``tests/torch/_cells.py`` (the shared cells; tests are not a package, so loaded by path)."""
+    name = "_latticesym_torch_test_cells"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_cells.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_cells = _load_cells()
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # per-lattice losses, shape (n,)
 
@@ -47,16 +64,7 @@ def _rng(seed: int) -> np.random.Generator:
 
 def prototypes() -> dict[str, np.ndarray]:
     """Ground truths on Niggli boundaries (conventional primitive settings) and a triclinic one."""
-    a = 4.0
-    return {
-        "cubic": a * np.eye(3),
-        "fcc": a / 2 * np.array([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]]),
-        "bcc": a / 2 * np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, -1]]),
-        "hexagonal": lattice_from_parameters(3.0, 3.0, 5.0, 90, 90, 120),
-        "rhombohedral": lattice_from_parameters(3.5, 3.5, 3.5, 75, 75, 75),
-        "rhombohedral_acute": lattice_from_parameters(3.5, 3.5, 3.5, 40, 40, 40),
-        "triclinic": lattice_from_parameters(3.1, 4.3, 5.2, 78, 83, 95),
-    }
+    return _cells.cells(_cells.PROXY)
 
 
 BOUNDARY = ["cubic", "fcc", "bcc", "hexagonal", "rhombohedral", "rhombohedral_acute"]
