@@ -99,7 +99,10 @@ def _host(x: Any) -> Any:
 
 def _z(species: Any, n: int) -> NDArray[np.int64]:
     """Atomic numbers from atomic numbers or element symbols (typed errors from ``species_keys``)."""
-    arr = np.asarray(_host(species))
+    try:
+        arr = np.asarray(_host(species))
+    except ValueError as exc:
+        raise LatticeShapeError(f"species is a ragged sequence ({exc})") from None
     if arr.dtype.kind == "f" and arr.size and np.array_equal(arr, np.rint(arr)):
         arr = arr.astype(np.int64)  # DiffCSP stores atom types in float tensors at times
     return species_keys(arr.reshape(-1) if arr.ndim > 1 else arr, n)[1]
@@ -156,8 +159,9 @@ def _pymatgen_raw(obj: Any) -> tuple[Any, Any, Any]:
         z = [site.specie.Z for site in obj]
     except AttributeError:  # Site.specie exists only for ordered sites
         raise LatticeError("disordered pymatgen structures (partial occupancies) are not supported") from None
-    if z and max(z) > 118:
-        raise StructureAdapterError(f"pymatgen structure has a dummy species (Z = {max(z)}), not an element")
+    bad = [x for x in z if not 1 <= x <= 118]
+    if bad:  # pymatgen's DummySpecies have a hash-like Z, of either sign
+        raise StructureAdapterError(f"pymatgen structure has a dummy species (Z = {bad[0]}), not an element")
     return obj.lattice.matrix, obj.frac_coords, np.array(z, dtype=np.int64)
 
 

@@ -30,8 +30,16 @@ _SYMBOLS = [
 _Z_OF = {s: z for z, s in enumerate(_SYMBOLS) if z}
 
 
+def _asarray(x: Any, what: str) -> NDArray[Any]:
+    """``np.asarray(x)``, with a typed error for ragged nested sequences (numpy's is a plain ValueError)."""
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        raise LatticeShapeError(f"{what} is a ragged sequence ({exc})") from None
+
+
 def _float_array(x: Any, what: str) -> NDArray[np.float64]:
-    arr = np.asarray(x)
+    arr = _asarray(x, what)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{what} must be a real numeric array, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float64)
@@ -71,7 +79,7 @@ def check_frac(frac: Any, n: int | None = None) -> NDArray[np.float64]:
 
 def species_keys(species: Any, n: int) -> tuple[NDArray[Any], NDArray[np.int64]]:
     """``(species as an array, atomic numbers)``; species are atomic numbers or element symbols."""
-    arr = np.asarray(species)
+    arr = _asarray(species, "species")
     if arr.ndim == 0 or arr.ndim > 1:
         raise LatticeShapeError(f"species must have shape (n,), got {arr.shape}")
     if arr.shape[0] != n:
@@ -95,7 +103,7 @@ def species_keys(species: Any, n: int) -> tuple[NDArray[Any], NDArray[np.int64]]
 
 def check_n_atoms(n_atoms: Any, n_structures: int, n_rows: int) -> NDArray[np.int64]:
     """``n_atoms`` as int64 ``(B,)``: non-negative, one per structure, summing to ``n_rows``."""
-    arr = np.asarray(n_atoms)
+    arr = _asarray(n_atoms, "n_atoms")
     if arr.ndim != 1 or arr.shape[0] != n_structures:
         raise LatticeShapeError(f"n_atoms must have shape ({n_structures},), got {arr.shape}")
     if arr.size and not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_):

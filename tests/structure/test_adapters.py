@@ -288,6 +288,18 @@ def test_typed_errors():
 
     with pytest.raises(StructureAdapterError, match="dummy species"):
         as_structure(Structure(Lattice.cubic(3.0), [DummySpecies("X")], [[0, 0, 0]]))
+    # ragged nested sequences are typed errors (fuzz finding in tests/fuzz/test_fuzz_regressions.py)
+    ragged = [[0.0, 0.0, 0.0], [0.5, 0.5]]
+    with pytest.raises(LatticeShapeError, match="frac is a ragged sequence"):
+        canonicalize(np.eye(3), ragged, [1, 1])
+    with pytest.raises(LatticeShapeError, match="frac is a ragged sequence"):
+        as_structure((np.eye(3), ragged, [1, 1]))
+    with pytest.raises(LatticeShapeError, match="structure 0: frac is a ragged sequence"):
+        as_batch([(np.eye(3), ragged, [1, 1])])
+    with pytest.raises(LatticeShapeError, match="n_atoms is a ragged sequence"):
+        canonicalize_batch([np.eye(3)], [[0.0, 0.0, 0.0]], [1], [[1], [1, 2]])
+    with pytest.raises(LatticeShapeError, match="lattice is a ragged sequence"):
+        canonicalize([[1, 0, 0], [0, 1]], [[0.0, 0.0, 0.0]], [1])
     # mixed symbols and atomic numbers take the slow path and still work
     assert as_batch([(np.eye(3), [[0.0, 0.0, 0.0]], ["Na"]), (np.eye(3), [[0.0, 0.0, 0.0]], [17])]).species.tolist() \
         == [11, 17]
