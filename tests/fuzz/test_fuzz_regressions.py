@@ -218,22 +218,20 @@ def sys_path_harness() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
 
 
-# Found by the structure-layer targets (docs/testing.md), open: other helpers' files.
+# Found by the structure-layer targets (docs/testing.md); the xfails are open, in other helpers' files.
 _RAGGED = [[0.0, 0.0, 0.0], [0.5, 0.5]]
 
 
-@pytest.mark.xfail(strict=True, reason="latticesym/structure (H1's input layout): ragged frac rows raise numpy's "
-                                       "plain ValueError, not a LatticeShapeError")
 def test_canonicalize_ragged_frac_raises_a_lattice_error() -> None:
+    # was numpy's plain ValueError (fixed in latticesym/structure by its owner)
     from latticesym.structure import canonicalize
 
     with pytest.raises(LatticeError):
         canonicalize(np.eye(3), _RAGGED, [1, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="latticesym/structure/_adapters.py (H1): ragged frac rows raise numpy's "
-                                       "plain ValueError, not a LatticeShapeError")
 def test_as_structure_ragged_frac_raises_a_lattice_error() -> None:
+    # was numpy's plain ValueError (fixed in latticesym/structure/_adapters.py by its owner)
     from latticesym.structure import as_batch, as_structure
 
     with pytest.raises(LatticeError):
@@ -274,3 +272,21 @@ def test_torch_canonicalize_float16_is_computed_or_a_typed_error() -> None:
     with contextlib.suppress(LatticeError, TypeError):
         lt.canonicalize(torch.eye(3, dtype=torch.float16) * 4, torch.zeros(1, 3, dtype=torch.float16),
                         torch.tensor([1]))
+
+
+_SHEARED = [[1372888.0348804225, 1707418.1652285054, 158253.0652387504],
+            [19772.948264213508, -1230495.9768375196, -285894.16723487654],
+            [-1659644.7475136106, -2196241.165701581, -221659.5570978367]]
+
+
+@pytest.mark.xfail(strict=True, reason="latticesym/torch/_frame_average.py (H2): on this sheared cell the tightened "
+                                       "tolerance eps * min(ratio, 1) is NaN and the reducer raises a plain "
+                                       "ValueError('eps must be >= 0, got nan')")
+def test_basis_invariant_sheared_cell_is_computed_or_a_typed_error() -> None:
+    torch = pytest.importorskip("torch")
+    from latticesym.torch import BasisInvariant
+
+    f = BasisInvariant(lambda lattice, frac, species: lattice[0] * lattice[0])
+    with contextlib.suppress(LatticeError):
+        f(torch.tensor(_SHEARED, dtype=torch.float64), torch.tensor([[0.9, 0.46, 0.87]], dtype=torch.float64),
+          torch.tensor([65]))
