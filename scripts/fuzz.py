@@ -4,7 +4,9 @@ Round-robin over the targets of ``tests/fuzz/_harness.py`` in time slices, in ``
 processes with different seeds, until ``--seconds`` have passed or ``--calls`` calls were made;
 prints per-target call / raised / verified counts and every finding, and exits 1 on any finding.
 
-    python scripts/fuzz.py --seconds 3600 --workers 2 --seed 0
+    python scripts/fuzz.py --seconds 3600 --workers 2 --seed 0 [--atheris 300]
+
+``--atheris`` then runs the coverage-guided driver of the text readers (``tests/fuzz/atheris_readers.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--slice", type=float, default=2.0, help="seconds per target per round")
     ap.add_argument("--json", type=Path, help="write the merged counts and findings here")
+    ap.add_argument("--atheris", type=float, default=0.0, metavar="SECONDS",
+                    help="then run the coverage-guided atheris driver of the text readers this long")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     jobs = [(a.seed * 1000 + w, a.seconds, a.calls, a.slice) for w in range(a.workers)]
@@ -96,11 +100,41 @@ def main(argv: list[str] | None = None) -> int:
             continue
         seen.add(key)
         print(f"FINDING {f['target']} [{f['kind']}] {f['detail']}\n    input: {f['args']}")
+    ath = run_atheris(a.atheris) if a.atheris > 0 else None
     if a.json:
         doc = {"counts": counts, "raised": raised, "verified": verified, "wall_s": wall, "workers": a.workers,
-               "kinds": kinds, "findings": findings}
+               "kinds": kinds, "findings": findings, "atheris": ath}
         a.json.write_text(json.dumps(doc, indent=1, default=str))
-    return 1 if sum(per.values()) else 0
+    return 1 if sum(per.values()) or (ath is not None and ath["rc"] != 0) else 0
+
+
+def run_atheris(seconds: float) -> dict:
+    """The atheris driver (``tests/fuzz/atheris_readers.py``) for ``seconds``, seeded with the good
+    texts; returns its executions, coverage and exit status (non-zero: a crash, input saved)."""
+    import re
+    import subprocess
+    import tempfile
+
+    try:
+        import atheris  # noqa: F401
+    except ImportError:
+        print("atheris: not installed (pip install 'latticesym[fuzz]'), coverage-guided readers skipped")
+        return {"rc": 0, "runs": 0, "skipped": True}
+    driver = ROOT / "tests" / "fuzz" / "atheris_readers.py"
+    with tempfile.TemporaryDirectory(prefix="ls-atheris-corpus-") as corpus:
+        subprocess.run([sys.executable, str(driver), "--write-seeds", corpus], check=True, capture_output=True)
+        proc = subprocess.run([sys.executable, str(driver), f"-max_total_time={int(seconds)}", "-timeout=20",
+                               "-rss_limit_mb=4096", f"-artifact_prefix={ROOT}/", corpus],
+                              capture_output=True, text=True, cwd=ROOT)
+    log = proc.stdout + proc.stderr
+    runs = re.findall(r"Done (\d+) runs", log)
+    cov = re.findall(r"cov: (\d+)", log)
+    out = {"rc": proc.returncode, "runs": int(runs[-1]) if runs else 0, "cov": int(cov[-1]) if cov else 0,
+           "seconds": seconds}
+    print(f"atheris (io readers, parse_matrix): {out['runs']} executions in {seconds:.0f} s, "
+          f"coverage {out['cov']} edges, exit {proc.returncode}" + ("" if proc.returncode == 0 else
+                                                                     "\n" + log[-3000:]))
+    return out
 
 
 if __name__ == "__main__":

@@ -185,3 +185,24 @@ def test_structure_checks_catch_broken_entry_points() -> None:
             return (L[0] * L[0]).detach(), (args[3][0] * args[3][0]).detach()
 
         assert "inequivalent" in _kinds(h.Target("raw", bi.draw, raw, bi.verify, verify_every=1), n=12)
+
+
+@pytest.mark.slow  # two fresh interpreters importing pymatgen: several seconds on a busy machine
+def test_atheris_driver_runs_and_lets_untyped_errors_through(tmp_path: Path) -> None:
+    # the coverage-guided driver of the readers (make fuzz runs it for minutes): a short run
+    # finishes without a crash, and an untyped error escapes one_input (libFuzzer's crash signal)
+    pytest.importorskip("atheris")
+    import subprocess
+
+    driver = Path(__file__).parent / "atheris_readers.py"
+    corpus = tmp_path / "corpus"
+    subprocess.run([sys.executable, str(driver), "--write-seeds", str(corpus)], check=True, capture_output=True)
+    run = subprocess.run([sys.executable, str(driver), "-runs=60", "-timeout=20", str(corpus)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0 and "Done 60 runs" in run.stderr, run.stderr[-2000:]
+    broken = (f"import sys; sys.argv = ['x']; sys.path.insert(0, {str(driver.parent)!r}); import atheris_readers as a\n"
+              "def bad(text): raise IndexError('broken')\n"
+              "a.io.parse_matrix = bad\n"
+              "try:\n    a.one_input(a.seed_input('matrix'))\nexcept IndexError:\n    print('caught')\n")
+    out = subprocess.run([sys.executable, "-c", broken], capture_output=True, text=True, cwd=tmp_path)
+    assert "caught" in out.stdout, out.stderr[-2000:]
