@@ -59,8 +59,10 @@ mutation: $(VENV)/.stamp-test
 # hour on two cores (FUZZ_SECONDS, FUZZ_WORKERS); counts and findings printed, exit 1 on any finding
 FUZZ_SECONDS ?= 3600
 FUZZ_WORKERS ?= 2
+# then the coverage-guided atheris driver of the CIF/POSCAR readers and parse_matrix (the fuzz extra)
+FUZZ_ATHERIS ?= 300
 fuzz: $(VENV)/.stamp-test
-	$(PY) scripts/fuzz.py --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --json .fuzz-results.json
+	$(PY) scripts/fuzz.py --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --atheris $(FUZZ_ATHERIS) --json .fuzz-results.json
 
 plots: $(VENV)/.stamp-test
 	$(PY) docs/make_plots.py
