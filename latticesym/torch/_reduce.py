@@ -26,8 +26,10 @@ and the step itself traces into one graph under ``torch.compile``.  Every lattic
 converged (``ok`` False: re-run on the host or a typed error, never a silent result).  ``"torch"``:
 the same batch with finished lattices removed from the working set, which costs a host
 synchronisation at every data-dependent branch (``any`` / ``nonzero``: 10-30 per pass; on CUDA,
-indexing with a boolean mask synchronises as well).  ``"auto"`` (default): numba when it is
-installed, whatever the device (one synchronisation and no kernel launches), else ``"device"``.
+indexing with a boolean mask synchronises as well; on CPU, where a read costs nothing, it is the
+faster of the two on large batches).  ``"auto"`` (default): numba when it is installed, whatever
+the device (one synchronisation and no kernel launches), else ``"torch"`` on CPU and
+``"device"`` on other devices.
 All backends give the same transforms, G6, iteration counts and flags, bit for bit (tested).
 :attr:`TorchNiggliResult.syncs` counts the reads of device data into Python.
 
@@ -657,7 +659,7 @@ def _reduce_core(
     if backend == "numba" and not _reduce_numba.available():
         raise ImportError("backend='numba' needs numba (the 'fast' extra)")
     if backend == "auto" and not _reduce_numba.available():
-        backend = "device"
+        backend = "torch" if flat.device.type == "cpu" else "device"
     if backend == "numba" or backend == "auto":
         from latticesym.reduce._api import output_arrays
 
@@ -769,7 +771,7 @@ def niggli_reduce(
         whole batch on the tensor's device, ``ceil(steps / check_every)`` host synchronisations
         (for a GPU training step and ``torch.compile``).  ``"torch"``: the reducer's vectorised
         batch with a shrinking working set (many synchronisations).  ``"auto"``: numba when it is
-        installed, ``"device"`` otherwise.  All give identical results.
+        installed, else ``"torch"`` on CPU and ``"device"`` elsewhere.  All give identical results.
     check_every : int
         ``backend="device"`` only: fixed-size steps between two convergence checks (each check is
         one host synchronisation; a larger value syncs less and may run up to ``check_every - 1``

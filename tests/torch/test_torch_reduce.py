@@ -559,3 +559,15 @@ def test_reduced_cell_beyond_the_dtype_is_a_typed_error() -> None:
     with pytest.raises(BatchReductionError) as err:
         lt.niggli_reduce(torch.stack([torch.eye(3, dtype=torch.float16), L]))
     assert err.value.failed == [(1,)]
+
+
+def test_auto_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without numba, ``"auto"`` is the shrinking batch on CPU (reads cost nothing there) and would be
+    ``"device"`` elsewhere; same results either way."""
+    from latticesym.torch import _reduce
+
+    L = torch.tensor(_mixed_batch(10, seed=27))
+    ref = lt.niggli_reduce_info(L, backend="torch")
+    monkeypatch.setattr(_reduce._reduce_numba, "available", lambda: False)
+    auto = lt.niggli_reduce_info(L)
+    assert _mismatch(auto, ref) == [] and auto.syncs == ref.syncs
