@@ -295,6 +295,8 @@ def test_match_vs_pymatgen_shared_data(record_disagreements: Any) -> None:
     assert len(pairs) >= 3000
     t = run_crosscheck(pairs)
     _check(t, record_disagreements, min_pairs=2900)
+    study = _study_pairs(pairs)[::16]  # each sheared pymatgen call may take its full 2 s limit
+    _check_basis(run_basis_study(study, seed=13), record_disagreements, min_pairs=100)
 
 
 def test_crosscheck_labels_a_broken_matcher(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -316,3 +318,163 @@ def test_crosscheck_labels_a_broken_matcher(monkeypatch: pytest.MonkeyPatch) -> 
     pairs = [p for p in make_pairs(structs, 3, 5) if p[0].startswith("noise")]
     t = mod.run_crosscheck(pairs)
     assert t.pmg_right >= 3 and t.ours_right == 0, _summary(t)[0]
+
+
+# ----------------------------------------------------------------- basis dependence
+def sheared_unimodular(rng: np.random.Generator, min_entry: int = 100) -> np.ndarray:
+    """A unimodular matrix (det +1) whose largest entry is at least ``min_entry``."""
+    while True:
+        M = random_unimodular(1, max_entry=10 * min_entry, rng=rng)[0]
+        if np.abs(M).max() >= min_entry:
+            return M
+
+
+@dataclass
+class BasisTally:
+    n: int = 0
+    ours_verdict: int = 0
+    ours_rms: int = 0
+    pmg_verdict: int = 0
+    pmg_rms: int = 0
+    pmg_failed: int = 0
+    pmg_timeouts: int = 0
+    ours_failed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"basis dependence ({self.n} pairs, b re-based by GL(3,Z) with entries >= 100): verdict changes "
+                f"ours {self.ours_verdict} pymatgen {self.pmg_verdict}; rms changes (1e-4 rel) ours "
+                f"{self.ours_rms} pymatgen {self.pmg_rms}; pymatgen failed on the sheared basis {self.pmg_failed} "
+                f"(of which past the {BASIS_DEADLINE_S:g} s limit, process killed: {self.pmg_timeouts}), "
+                f"ours raised {self.ours_failed}")
+
+
+def _rms_changed(x: float, y: float) -> bool:
+    return not _close(x, y)
+
+
+BASIS_DEADLINE_S = 2.0
+
+
+def _pmg_fit_rms_child(conn: Any, a: Struct, b: Struct) -> None:
+    try:
+        sm = pmg_sm.StructureMatcher(**KW)
+        pa, pb = _pmg(a), _pmg(b)
+        g = sm.get_rms_dist(pa, pb)
+        conn.send(("ok", bool(sm.fit(pa, pb)), math.nan if g is None else float(g[0])))
+    except Exception as exc:  # reported to the parent, counted there
+        conn.send(("error", f"{type(exc).__name__}: {exc}", math.nan))
+    finally:
+        conn.close()
+
+
+def pmg_fit_rms_bounded(a: Struct, b: Struct, seconds: float) -> tuple[bool, float]:
+    """pymatgen's ``(fit, get_rms_dist)`` in a forked child, killed after ``seconds``.
+
+    On a basis sheared to entries >= 100 pymatgen's Niggli reduction
+    (``Lattice.get_niggli_reduced_lattice`` -> ``find_mapping`` -> ``get_points_in_sphere``)
+    spends minutes inside numpy calls, where a SIGALRM deadline is not delivered; a child process
+    can be killed.  Raises ``_Deadline`` past the limit, ``RuntimeError`` if pymatgen raised.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_pmg_fit_rms_child, args=(child, a, b), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(seconds):
+            raise _Deadline
+        status, fit, rms = parent.recv()
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        parent.close()
+    if status != "ok":
+        raise RuntimeError(fit)
+    return bool(fit), float(rms)
+
+
+def run_basis_study(pairs: list[tuple[str, Struct, Struct]], seed: int) -> BasisTally:
+    """Each pair ``(a, b)`` against ``(a, M b)``: does the verdict or the rms change?"""
+    rng = np.random.default_rng(seed)
+    sm = pmg_sm.StructureMatcher(**KW)
+    t = BasisTally()
+    for kind, a, b in pairs:
+        M = sheared_unimodular(rng)
+        b2 = (M @ b[0], b[1] @ np.linalg.inv(M), b[2])
+        t.n += 1
+        try:
+            r0, r1 = match(a, b, **KW), match(a, b2, **KW)
+        except LatticeError as exc:
+            t.ours_failed += 1
+            t.notes.append(f"{kind}: ours raised {type(exc).__name__}: {exc}")
+            continue
+        q0, q1 = (r0.rms if r0.matched_by_rms else math.nan), (r1.rms if r1.matched_by_rms else math.nan)
+        if r0.matched != r1.matched:
+            t.ours_verdict += 1
+            t.notes.append(f"{kind}: ours fit {r0.matched} -> {r1.matched}")
+        if _rms_changed(q0, q1):
+            t.ours_rms += 1
+            t.notes.append(f"{kind}: ours rms {q0:.6g} -> {q1:.6g}")
+        pa, pb = _pmg(a), _pmg(b)
+        try:
+            with deadline(PMG_DEADLINE_S):
+                f0, g0 = bool(sm.fit(pa, pb)), sm.get_rms_dist(pa, pb)
+        except (_Deadline, Exception):  # the unsheared pair: no comparison without it
+            t.n -= 1
+            continue
+        p0 = math.nan if g0 is None else float(g0[0])
+        try:
+            f1, p1 = pmg_fit_rms_bounded(a, b2, BASIS_DEADLINE_S)
+        except _Deadline:
+            t.pmg_failed += 1
+            t.pmg_timeouts += 1
+            continue
+        except RuntimeError as exc:  # pymatgen's own failure on the sheared basis, counted
+            t.pmg_failed += 1
+            t.notes.append(f"{kind}: pymatgen raised {exc}")
+            continue
+        if f0 != f1:
+            t.pmg_verdict += 1
+            t.notes.append(f"{kind}: pymatgen fit {f0} -> {f1}")
+        if _rms_changed(p0, p1):
+            t.pmg_rms += 1
+            t.notes.append(f"{kind}: pymatgen rms {p0:.6g} -> {p1:.6g}")
+    return t
+
+
+def _check_basis(t: BasisTally, record_disagreements: Any, min_pairs: int) -> None:
+    record_disagreements([t.summary(), *t.notes])
+    assert t.n >= min_pairs
+    # ours is basis-independent: the same verdict and rms whatever basis b is given in
+    assert t.ours_failed == 0 and t.ours_verdict == 0 and t.ours_rms == 0, [t.summary(), *t.notes]
+
+
+def _study_pairs(pairs: list[tuple[str, Struct, Struct]]) -> list[tuple[str, Struct, Struct]]:
+    keep = ("noise", "strain", "other")  # pairs whose verdict is not trivially "identical"
+    return [p for p in pairs if p[0].startswith(keep)]
+
+
+def test_basis_dependence_bundled(record_disagreements: Any) -> None:
+    from latticesym.datasets import load_structures
+
+    pairs = []
+    for name, n_base, seed in (("perov_5", 1, 21), ("carbon_24", 1, 22)):
+        structs = [s for s in load_structures(name) if len(s.species) <= 12]
+        pairs += _study_pairs(make_pairs(structs, n_base, seed))[::4]
+    _check_basis(run_basis_study(pairs, seed=23), record_disagreements, min_pairs=4)
+
+
+def test_basis_study_catches_a_basis_dependent_matcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A matcher that skips the Niggli reduction of b (searching from the given basis) is caught."""
+    from latticesym.datasets import load_structures
+    from latticesym.structure import _match as fast
+
+    monkeypatch.setattr(fast, "_niggli", lambda L, what: np.eye(3, dtype=np.int64))
+    structs = [s for s in load_structures("perov_5")][:20]
+    pairs = _study_pairs(make_pairs(structs, 2, 24))[:8]
+    t = run_basis_study(pairs, seed=25)
+    assert t.ours_verdict + t.ours_rms + t.ours_failed > 0, t.summary()
