@@ -23,6 +23,7 @@ without a GPU; on a GPU the ratio case also runs there.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -128,7 +129,7 @@ def ratios(batch: int, *, device: str = "cpu", dtype: torch.dtype = torch.float6
     times: dict[str, list[float]] = {impl: [] for impl in impls}
     for _ in range(repeats):
         for impl in impls:
-            times[impl].append(median_time(lambda impl=impl: run(impl, L), 1))
+            times[impl].append(median_time(functools.partial(run, impl, L), 1))
     med = {impl: float(np.median(v)) for impl, v in times.items()}
     return {impl: (med[impl], syncs[impl], med[impl] / med["device"]) for impl in impls}
 

@@ -475,7 +475,7 @@ def test_device_backend_check_is_not_vacuous(monkeypatch: pytest.MonkeyPatch) ->
     assert _mismatch(lt.niggli_reduce_info(L, backend="device"), ref) == []
     flat = L.reshape(-1, 3, 3)
 
-    def info_of(out: tuple[torch.Tensor, ...]) -> lt.TorchNiggliResult:
+    def info_of(out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]) -> lt.TorchNiggliResult:
         t, g6, st, it, syncs, _ = out
         return lt.TorchNiggliResult(L, t.to(torch.int64), g6, it, st == 0, syncs)
 
