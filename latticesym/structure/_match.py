@@ -346,7 +346,8 @@ def _primitive(
                 if not np.all(close.sum(axis=0) == det):
                     ok = False
                     break
-                if any(not np.all(close[np.ix_(row, row)]) for row in close):
+                ci = close.astype(np.int64)  # cliques: i, j sharing a row r must be close themselves
+                if not np.all(close | ((ci.T @ ci) == 0)):
                     ok = False
                     break
                 nf = nf - np.floor(nf)
