@@ -5,10 +5,12 @@ their sites are, with the tolerances CSP papers use (pymatgen's ``StructureMatch
 stol=0.5, angle_tol=10)``, Ong et al. 2013).  The semantics are pymatgen's (facts read from its
 documentation and source, re-implemented here; see ``docs/matching.md``):
 
-1. Both structures are Niggli reduced (our float reducer, ``eps=1e-5``), optionally reduced to a
-   primitive cell (pure lattice translations found with a 0.25 Angstrom per-coordinate
-   tolerance, merged sites averaged) and Niggli reduced again.  Different reduced formulas, or
-   different site counts after this, mean *no match* (a verdict, not an error).
+1. Different reduced formulas (or an empty structure) mean *no match* -- a verdict, not an
+   error, decided before any reduction.  Both structures are Niggli reduced (our float reducer,
+   ``eps=1e-5``), optionally reduced to a primitive cell (pure lattice translations found with a
+   0.25 Angstrom per-coordinate tolerance, merged sites averaged; like pymatgen, the search
+   recurses on the unreduced primitive cell) and Niggli reduced once more.  Different site counts
+   after this also mean no match.
 2. ``scale=True`` rescales both lattices to the common volume ``sqrt(V_a V_b)``.
 3. Lattice mappings: every integer ``M`` with ``|det M| = 1`` whose rows, as vectors of
    lattice ``a``, have lengths ``l`` with ``1/(1+ltol) < l / l_b < 1 + ltol`` (strict) against the
@@ -27,6 +29,14 @@ documentation and source, re-implemented here; see ``docs/matching.md``):
 5. ``matched`` (pymatgen's ``fit``): some candidate has ``max_k d_k < stol``.  ``rms`` (pymatgen's
    ``get_rms_dist``): the smallest ``sqrt(mean_k d_k**2)`` over all candidates;
    ``matched_by_rms``: ``rms < stol`` -- the criterion DiffCSP's evaluation counts as a match.
+
+Speed: the lattice-mapping search, the per-mapping setup and the scan over all (mapping,
+translation) candidates run in numba kernels (:mod:`latticesym.structure._match_kernel`; a
+candidate is rejected at its first b-site without a partner, and one whose nearest partners are
+distinct is finished in the kernel, that being the optimal assignment); only candidates whose
+nearest partners collide go to ``scipy.optimize.linear_sum_assignment``.  ``SITE_BACKEND =
+"numpy"`` selects the all-numpy path, which gives the same answers (tested).  In
+:func:`match_batch`, each distinct input structure is prepared once per chunk.
 
 References
 ----------
