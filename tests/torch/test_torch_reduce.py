@@ -33,7 +33,7 @@ from latticesym.errors import (
 from latticesym.families import generate
 from latticesym.groups import random_rotation, random_unimodular
 from latticesym.reduce import _numba
-from latticesym.reduce._accurate import exact_det
+from latticesym.reduce._accurate import accurate_matmul, exact_det
 from latticesym.reference import is_niggli_reduced as exact_is_reduced
 from latticesym.reference import niggli_reduce as exact_reduce
 
@@ -84,11 +84,12 @@ def test_contract(backend: str, dtype: torch.dtype) -> None:
     reduced, transform = lt.niggli_reduce(L, backend=backend)
     assert reduced.dtype == dtype and transform.dtype == torch.int64
     assert reduced.shape == L.shape == transform.shape
-    assert torch.equal((transform.double() @ L.double()).to(dtype), reduced)  # formed in float64, rounded once
+    # formed in float64 by Dot2 (the numpy reducer's accurate product), rounded once
+    assert torch.equal(torch.from_numpy(accurate_matmul(transform.numpy(), L.double().numpy())).to(dtype), reduced)
     assert torch.all(torch.linalg.det(transform.double()).round() == 1)
     # decisions are taken in float64: the float64 product is reduced within e; the output is that
     # product rounded to the input dtype (to its rounding, relative to |T| |L|)
-    reduced64 = transform.double() @ L.double()
+    reduced64 = torch.from_numpy(accurate_matmul(transform.numpy(), L.double().numpy()))
     assert bool(lt.is_niggli_reduced(reduced64).all())
     scale = (transform.double().abs() @ L.double().abs()).amax((-1, -2), keepdim=True)
     assert bool(((reduced.double() - reduced64).abs() <= TOL[dtype] * scale).all())
@@ -544,7 +545,7 @@ def test_float32_near_its_maximum_reduces_to_finite_rows() -> None:
     reduced, T = lt.niggli_reduce(L)
     assert bool(torch.isfinite(reduced).all())
     assert not bool(torch.isfinite(T.float() @ L).all())  # the product in float32 overflows
-    assert torch.equal(reduced, (T.double() @ L.double()).float())
+    assert torch.equal(reduced, torch.from_numpy(accurate_matmul(T.numpy(), L.double().numpy())).float())
 
 
 def test_reduced_cell_beyond_the_dtype_is_a_typed_error() -> None:
@@ -571,3 +572,26 @@ def test_auto_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_reduce._reduce_numba, "available", lambda: False)
     auto = lt.niggli_reduce_info(L)
     assert _mismatch(auto, ref) == [] and auto.syncs == ref.syncs
+
+
+#: Fuzz finding (issue 13, through BasisInvariant): a sheared basis with entries near 1e6 and volume 94
+#: (cancellation ratio near 1e16); its transform has entries near 3e11.
+SHEARED_1E6 = [[1372888.0348804225, 1707418.1652285054, 158253.0652387504],
+               [19772.948264213508, -1230495.9768375196, -285894.16723487654],
+               [-1659644.7475136106, -2196241.165701581, -221659.5570978367]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sheared_cell_reduced_rows_are_accurate(backend: str) -> None:
+    """``reduced`` is the Dot2 product, not the plain float64 one, which cancels to a zero row here;
+    the gradient is still that of ``T @ L``."""
+    L = torch.tensor(SHEARED_1E6, dtype=torch.float64, requires_grad=True)
+    reduced, T = lt.niggli_reduce(L, backend=backend)
+    plain = T.double() @ L.detach()
+    assert not torch.allclose(plain, reduced.detach(), rtol=1e-3)  # the plain product has lost the rows
+    exact = exact_reduce(np.array(SHEARED_1E6))
+    g6 = torch.stack([(reduced[i] * reduced[j]).sum() for i, j in ((0, 0), (1, 1), (2, 2))])
+    assert torch.allclose(g6, torch.tensor([float(v) for v in exact.g6[:3]], dtype=torch.float64), rtol=1e-6)
+    reduced.sum().backward()
+    want = T.double().transpose(-1, -2) @ torch.ones(3, 3, dtype=torch.float64)
+    assert L.grad is not None and torch.equal(L.grad, want)
