@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from latticesym.errors import LatticeShapeError
+from latticesym.errors import LatticeShapeError, PrecisionError
 from latticesym.structure._canonical import canonicalize_batch as _np_canonicalize_batch
 from latticesym.structure._canonical import integer_inverse
 
@@ -128,6 +128,10 @@ def canonicalize(lattices: torch.Tensor, frac: torch.Tensor, species: Any, n_ato
         raise TypeError("lattices and frac must be torch tensors (use latticesym.structure for arrays)")
     if not (lattices.is_floating_point() and frac.is_floating_point()):
         raise TypeError(f"lattices and frac must be floating point, got {lattices.dtype} and {frac.dtype}")
+    narrow = {torch.float16, torch.bfloat16}
+    if lattices.dtype in narrow or frac.dtype in narrow:
+        return _narrow(lattices, frac, species, n_atoms, eps=eps, frac_eps=frac_eps, orientation=orientation,
+                       sort=sort)
     if lattices.dim() == 2:
         lattices = lattices.unsqueeze(0)
         if n_atoms is None:
@@ -166,3 +170,24 @@ def canonicalize(lattices: torch.Tensor, frac: torch.Tensor, species: Any, n_ato
         g6=_straight_through(ref.g6, _g6(red)),
         near_boundary=torch.as_tensor(ref.near_boundary, device=dev),
     )
+
+
+def _narrow(lattices: torch.Tensor, frac: torch.Tensor, species: Any, n_atoms: Any, **kw: Any) -> TorchCanonicalBatch:
+    r"""float16/bfloat16 input: computed in float64 (differentiably) and rounded once to the input dtypes.
+
+    torch's CPU linear algebra has no half-precision kernels, and a product :math:`T L` formed in
+    float16 is wrong once the transform's entries pass 2048 (exact integers) or the sums pass 65504
+    (fuzz findings, issue 13).  A result that does not fit the narrow dtype raises
+    :class:`~latticesym.errors.PrecisionError` instead of coming back as inf.
+    """
+    out = canonicalize(lattices.to(torch.float64), frac.to(torch.float64), species, n_atoms, **kw)
+    lat = out.lattices.to(lattices.dtype)
+    fr = out.frac.to(frac.dtype)
+    g6 = out.g6.to(lattices.dtype)
+    for name, wide, low in (("lattices", out.lattices, lat), ("g6", out.g6, g6), ("frac", out.frac, fr)):
+        bad = torch.isfinite(wide) & ~torch.isfinite(low)
+        if bool(bad.any()):
+            worst = float(wide[bad].abs().max())
+            raise PrecisionError(f"canonical {name} entry {worst:.6g} does not fit {low.dtype} "
+                                 f"(largest finite {torch.finfo(low.dtype).max:.6g})")
+    return out._replace(lattices=lat, frac=fr, g6=g6, rotations=out.rotations.to(lattices.dtype))

@@ -53,3 +53,22 @@ def test_a_broken_twin_is_caught() -> None:
     out = canonicalize(torch.tensor(lat), torch.tensor(frac), torch.tensor(species), torch.tensor(counts))
     broken = out.frac + 1e-16 * torch.ones_like(out.frac)  # a one-ulp-scale drift must be visible
     assert not np.array_equal(broken.numpy(), ref.frac)
+
+
+def test_half_precision_is_computed_in_float64_and_rounded_once() -> None:
+    """float16 input (fuzz finding: torch's CPU solve has no Half kernel): the float64 result rounded
+    once, gradients in float16; a canonical cell beyond float16's range is a PrecisionError."""
+    import latticesym.torch as lt
+    from latticesym.errors import PrecisionError
+
+    L = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0], [-3.0, 1.0, 0.0]], dtype=torch.float16, requires_grad=True)
+    f = torch.tensor([[0.25, 0.5, 0.125], [0.75, 0.0, 0.5]], dtype=torch.float16, requires_grad=True)
+    out = lt.canonicalize(L, f, torch.tensor([1, 2]))
+    wide = lt.canonicalize(L.detach().double(), f.detach().double(), torch.tensor([1, 2]))
+    assert out.lattices.dtype == out.frac.dtype == torch.float16
+    assert torch.equal(out.lattices, wide.lattices.half()) and torch.equal(out.frac, wide.frac.half())
+    (out.lattices.sum() + out.frac.sum()).backward()
+    assert L.grad is not None and L.grad.dtype == torch.float16 and bool(torch.isfinite(L.grad).all())
+    big = torch.diag(torch.tensor([1.0, 1.0, 60000.0], dtype=torch.float16))
+    with pytest.raises(PrecisionError, match=r"g6 entry 3\.6e\+09 does not fit torch.float16"):
+        lt.canonicalize(big, torch.zeros(1, 3, dtype=torch.float16), torch.tensor([1]))
