@@ -108,6 +108,7 @@ for invariant and equivariant network design. ICLR. https://arxiv.org/abs/2110.0
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -115,9 +116,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from latticesym.errors import LatticeShapeError, NonFiniteLatticeError, ReductionError
+from latticesym.errors import LatticeShapeError, NonFiniteLatticeError, PrecisionError, ReductionError
 from latticesym.torch._loss import _congruence_g6_matrices, neighbour_transforms
-from latticesym.torch._reduce import _det3, _g6_of, niggli_reduce, unimodular_inverse
+from latticesym.torch._reduce import _apply, _det3, _g6_of, niggli_reduce, unimodular_inverse
 
 __all__ = [
     "BasisInvariant",
@@ -325,12 +326,16 @@ def _default_reduce(eps: float, band: float) -> Callable[[Tensor], Tensor]:
 
     def reduce(lattices: Tensor) -> Tensor:
         T = niggli_reduce(lattices, eps=eps)[1].to(_F64)
-        R = T @ lattices
+        R = _apply(T, lattices)
         g6 = _g6_of(R)
         s = shortest_vector_sq(g6)
         d0 = cone_distance(g6, s)
         for i in (d0 > 0.25 * band).nonzero().flatten().tolist():
-            ratio = float(s[i] / _det3(R[i]).abs() ** (2.0 / 3.0))
+            si, vol = float(s[i]), float(_det3(R[i]).abs())
+            ratio = si / vol ** (2.0 / 3.0) if vol > 0.0 else math.nan
+            if not math.isfinite(ratio):
+                raise PrecisionError(f"cell {i}: shortest vector squared {si:.6g} and volume {vol:.6g} of its "
+                                     "reduced basis give no finite band tolerance (numerically singular)")
             T[i] = niggli_reduce(R[i], eps=eps * min(ratio, 1.0))[1].to(_F64) @ T[i]
         return T
 
@@ -462,12 +467,12 @@ class BasisInvariant(nn.Module):
             if tuple(T.shape) != (n, 3, 3) or not bool((T.round() == T).all()):
                 raise ReductionError(f"reduce must return integer transforms of shape ({n}, 3, 3), got "
                                      f"{tuple(T.shape)}")
-            sign = torch.sign(_det3(T @ lattices.detach().to(_F64)))
+            sign = torch.sign(_det3(_apply(T, lattices.detach().to(_F64))))
             if not bool((sign != 0).all()):
                 bad = (sign == 0).nonzero().flatten().tolist()
                 raise ReductionError(f"reduce returned singular bases for lattices {bad}")
             T = T * sign[:, None, None]  # right-handed reduced bases
-        R = T @ lattices.to(_F64)  # differentiable
+        R = _apply(T, lattices.to(_F64))  # differentiable, accurate (Dot2) value
         g6 = _g6_of(R)
         scale = shortest_vector_sq(g6)
         g6c = (g6 @ tab.k_flat).reshape(n, -1, 6)  # (B, |S+|, 6): K_m g6 for every candidate m
@@ -535,7 +540,7 @@ class BasisInvariant(nn.Module):
         b = plan.structure
         dtype = lattices.dtype if lattices.is_floating_point() else _F64
         # candidate lattices, differentiable in the input lattice
-        basis = U.to(dtype) @ lattices.to(dtype)[b]
+        basis = _apply(U, lattices[b]).to(dtype)
         if self.orientation == "parameters":
             basis = orient_parameters(basis)
         # atoms of every candidate: frac @ inv(U), wrapped, in canonical order
