@@ -100,7 +100,8 @@ def test_referenced_images_exist(page: Path) -> None:
 
 def test_pages_with_plots_reference_them() -> None:
     wanted = {"peers.md": ["img/failure_map.png"],
-              "proxy_loss.md": ["img/proxy_boundary.png", "img/proxy_shear.png"]}
+              "proxy_loss.md": ["img/proxy_boundary.png", "img/proxy_shear.png"],
+              "frame_averaging.md": ["img/frame_averaging_boundary.png"]}
     for page, images in wanted.items():
         found = _images(DOCS / page)
         for image in images:
