@@ -1,7 +1,7 @@
 """Proof 06: the Gram-space loss is zero on a whole equivalence class, basis and orientation free.
 
 loss(pred, target) = min over M in S of |M G_p M^T - G_t|_F^2 / 9, with G_p, G_t the reduced
-Gram matrices (N_p pred pred^T N_p^T etc.) and S = ``latticesym._niggli_neighbours`` (proof 08).
+Gram matrices (N_p pred pred^T N_p^T etc.) and S = ``latticesym._tables.niggli_neighbours`` (proof 08).
 See ``proofs/06_gram_loss_invariance.md``.
 """
 
@@ -13,7 +13,7 @@ from fractions import Fraction
 import pytest
 import sympy as sp
 
-from latticesym._niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
+from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 
 from ._exact import (
     EXAMPLE_LATTICES,

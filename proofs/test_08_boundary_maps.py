@@ -6,26 +6,28 @@ See ``proofs/08_boundary_maps.md`` for the argument.  This module
 
 * checks the lemmas that bound S (extreme rays of the two closed pieces, the 1/4 lower bound,
   the finite parts of the coefficient lemma, the index-counting step),
-* enumerates S exactly: every member with a rational witness G checked in Fractions, every
-  other candidate with an exact certificate (an empty face, or a Farkas vector), and
-* compares the result with the stored ``latticesym._niggli_neighbours``.
+* re-verifies the exact enumeration of S made by the package's derivation
+  (``latticesym/_tables/niggli_neighbours/derive.py``: every member with a rational witness G,
+  every other candidate with an exact certificate, an empty face or a Farkas vector), each
+  certificate re-checked here with the independent helpers of ``_exact``, and
+* compares the result with the shipped table ``niggli_neighbours.txt`` byte for byte.
 
-Regenerate the stored module with ``python -m proofs.test_08_boundary_maps --write``.
+Regenerate the shipped table with ``python -m latticesym._tables.niggli_neighbours.derive --write``.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import random
-import sys
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import linprog
+
+from latticesym._tables.niggli_neighbours import DATA_FILE, derive, niggli_neighbour_transforms, parse_table
+from latticesym._tables.niggli_neighbours.derive import Decision
 
 from ._exact import (
     CLOSED_CONE,
@@ -61,7 +63,7 @@ ROWS_J2 = tuple((x1, s, 0) for x1 in (-1, 0, 1) for s in (1, -1))
 ROWS_J3 = tuple((x1, x2, s) for x1 in range(-2, 3) for x2 in range(-2, 3) for s in (1, -1))
 BOX_ROWS = ROWS_J1 + ROWS_J2 + ROWS_J3
 
-STORED_MODULE = Path(__file__).resolve().parent.parent / "latticesym" / "_niggli_neighbours.py"
+STORED_TABLE = Path(derive.__file__).resolve().parent / DATA_FILE
 
 
 def dot(h, g):
@@ -204,7 +206,7 @@ def test_fast_g6_matrix_matches_definition():
 # ---------------------------------------------------------------------------------------------
 def candidate_transforms() -> list:
     """Integer M with det +-1, all rows in the box and all rows of inv(M) in the box (M^-1 is in
-    S whenever M is, since the definition is symmetric)."""
+    S whenever M is, since the definition is symmetric).  Independent of the derivation's own."""
     rowset = set(BOX_ROWS)
     out = []
     for m in itertools.product(BOX_ROWS, repeat=3):
@@ -238,14 +240,6 @@ def pair_constraints(t6, s, t) -> list[tuple[int, ...]]:
     return list(CLOSED_CONE[s]) + mapped
 
 
-def _rationalise(values, check) -> list[Fraction] | None:
-    for bound in (10, 100, 10**4, 10**6, 10**8):
-        cand = [Fraction(float(x)).limit_denominator(bound) for x in values]
-        if check(cand):
-            return cand
-    return None
-
-
 def witness_ok(m, s, t, g) -> bool:
     """Exact: A > 0, g in P_s and M g M^T in P_t (A > 0 on the cone => positive definite)."""
     return g[0] > 0 and in_closed_cone(g, s) and in_closed_cone(apply6(g6_matrix_int(m), g), t)
@@ -259,13 +253,6 @@ def farkas_ok(m, s, t, y) -> bool:
     )
 
 
-@dataclass
-class Decision:
-    member: bool
-    witness: tuple | None = None  # (s, t, g6) for members
-    certificates: list = field(default_factory=list)  # per (s, t) for non-members
-
-
 def _lp_feasible_point(h_rows):
     h = np.array(h_rows, dtype=float)
     a_ub = np.vstack([-h, [[-1, 0, 0, 0, 0, 0]]])
@@ -275,51 +262,9 @@ def _lp_feasible_point(h_rows):
     return res.x if res.status == 0 else None
 
 
-def _lp_farkas(h_rows):
-    h = np.array(h_rows, dtype=float)
-    res = linprog(np.zeros(len(h)), A_eq=h.T, b_eq=-np.eye(6)[0], bounds=[(0, None)] * len(h), method="highs")
-    return res.x if res.status == 0 else None
-
-
-def decide(m) -> Decision:
-    """Exact membership decision for one candidate (float LPs only propose certificates)."""
-    m_inv = inverse(m)
-    t6, t6_inv = g6_matrix_int(m), g6_matrix_int(m_inv)
-    certs = []
-    for s in PIECES:
-        face_s = face_rays(m, s)
-        if not any(r[0] > 0 for r in face_s):
-            certs.append(("empty face of G", s))
-            continue
-        for t in PIECES:
-            face_t = face_rays(m_inv, t)
-            if not any(r[0] > 0 for r in face_t):
-                certs.append(("empty face of G'", s, t))
-                continue
-            # cheap exact witnesses first: the centre of each face
-            g0 = [sum(r[i] for r in face_s) for i in range(6)]
-            if witness_ok(m, s, t, g0):
-                return Decision(True, (s, t, tuple(g0)))
-            g1 = apply6(t6_inv, [sum(r[i] for r in face_t) for i in range(6)])
-            if witness_ok(m, s, t, g1):
-                return Decision(True, (s, t, tuple(g1)))
-            h_rows = pair_constraints(t6, s, t)
-            x = _lp_feasible_point(h_rows)
-            if x is not None:
-                g = _rationalise(x, lambda cand, s=s, t=t: witness_ok(m, s, t, cand))
-                if g is None:
-                    raise AssertionError(f"LP found a point for {m} ({s},{t}) but no exact witness")
-                return Decision(True, (s, t, tuple(g)))
-            y = _lp_farkas(h_rows)
-            cert = None if y is None else _rationalise(y, lambda cand, s=s, t=t: farkas_ok(m, s, t, cand))
-            if cert is None:
-                raise AssertionError(f"no exact infeasibility certificate for {m} ({s},{t})")
-            certs.append(("farkas", s, t, tuple(cert)))
-    return Decision(False, certificates=certs)
-
-
 def verify_decision(m, d: Decision) -> bool:
-    """Re-check a decision from its certificates alone (exact)."""
+    """Re-check a decision of the derivation from its certificates alone, with the independent
+    exact helpers of ``_exact`` (exact)."""
     if d.member:
         s, t, g = d.witness
         return witness_ok(m, s, t, g)
@@ -342,49 +287,21 @@ def verify_decision(m, d: Decision) -> bool:
     return covered == {(s, t) for s in PIECES for t in PIECES}
 
 
-@functools.lru_cache(maxsize=1)
 def enumerate_neighbours() -> tuple[tuple, dict]:
-    decisions = {m: decide(m) for m in candidate_transforms()}
-    members = tuple(sorted(m for m, d in decisions.items() if d.member))
-    return members, decisions
+    """The derivation shipped with the package (cached there)."""
+    return derive.enumerate_neighbours()
 
 
-def render_module(members) -> str:
-    lines = [
-        '"""Boundary maps of the Niggli cone: the finite candidate set S for the Gram-space loss.',
-        "",
-        "S is the set of integer 3x3 matrices M with det M = +-1 for which some positive-definite",
-        "Gram matrix G has both G and M G M^T in the *closed* Niggli cone (the closure of the set of",
-        "Niggli-reduced G6 vectors: the type-I piece xi, eta, zeta >= 0 and the type-II piece",
-        "xi, eta, zeta <= 0 with A + B + xi + eta + zeta >= 0, each with A <= B <= C, |xi| <= B,",
-        "|eta| <= A, |zeta| <= A).  Rows convention: a basis change is ``L' = M @ L`` and",
-        "``G' = M @ G @ M.T``.",
-        "",
-        "S contains the automorphism group of every reduced form and every map between two reduced",
-        "bases of nearby lattices across a boundary of the cone.  It is closed under M -> -M (the",
-        "same action on G) and M -> inv(M); the det +1 half has the same action on Gram matrices.",
-        "",
-        f"|S| = {len(members)}.  Generated (sorted) and checked by proofs/test_08_boundary_maps.py,",
-        "which proves the entry bound, enumerates S exactly (a rational witness G for every member,",
-        "an exact certificate for every rejected candidate) and compares it with this tuple.",
-        "Regenerate with ``python -m proofs.test_08_boundary_maps --write``; do not edit by hand.",
-        '"""',
-        "",
-        "from __future__ import annotations",
-        "",
-        '__all__ = ["NIGGLI_NEIGHBOUR_TRANSFORMS"]',
-        "",
-        "NIGGLI_NEIGHBOUR_TRANSFORMS: tuple[tuple[tuple[int, int, int], ...], ...] = (",
-    ]
-    lines += [f"    {m!r}," for m in members]
-    lines.append(")")
-    return "\n".join(lines) + "\n"
-
-
-def load_stored() -> tuple:
-    namespace: dict = {}
-    exec(compile(STORED_MODULE.read_text(), str(STORED_MODULE), "exec"), namespace)
-    return namespace["NIGGLI_NEIGHBOUR_TRANSFORMS"]
+@pytest.mark.proof
+def test_derivation_helpers_agree_with_the_independent_ones():
+    """The package's derivation uses its own exact helpers; they agree with ``_exact`` here."""
+    assert derive.candidate_transforms() == candidate_transforms()
+    assert tuple(derive.BOX_ROWS) == BOX_ROWS
+    assert derive.CLOSED_CONE == CLOSED_CONE
+    rng = random.Random(2)
+    for _ in range(200):
+        m = tuple(tuple(rng.randint(-3, 3) for _ in range(3)) for _ in range(3))
+        assert derive.g6_action(m) == g6_matrix_int(m)
 
 
 @pytest.mark.proof
@@ -395,8 +312,30 @@ def test_enumeration_is_certified_and_matches_the_stored_set():
         assert verify_decision(m, d), m
     assert len(members) == 1992
     assert sum(det3(m) == 1 for m in members) == 996
-    assert STORED_MODULE.read_text() == render_module(members)
-    assert load_stored() == members
+    assert STORED_TABLE.read_text(encoding="ascii") == derive.render_table(members)
+    assert niggli_neighbour_transforms() == members
+    assert parse_table(STORED_TABLE.read_text(encoding="ascii")) == members
+
+
+@pytest.mark.proof
+def test_verification_rejects_tampered_certificates():
+    """The checker can fail: a wrong witness, a dropped certificate, a perturbed Farkas vector and
+    a member claimed as a non-member are all rejected."""
+    _, decisions = enumerate_neighbours()
+    member = next(m for m, d in decisions.items() if d.member)
+    s, t, g = decisions[member].witness
+    assert not verify_decision(member, Decision(True, (s, t, (-1, *g[1:]))))
+    assert not verify_decision(member, Decision(False, certificates=[("empty face of G", p) for p in PIECES]))
+    farkas = next(
+        (m, d) for m, d in decisions.items() if not d.member and any(c[0] == "farkas" for c in d.certificates)
+    )
+    m, d = farkas
+    assert not verify_decision(m, Decision(False, certificates=d.certificates[:-1]))
+    bad = [
+        (c[0], c[1], c[2], tuple(v + Fraction(1, 7) for v in c[3])) if c[0] == "farkas" else c
+        for c in d.certificates
+    ]
+    assert not verify_decision(m, Decision(False, certificates=bad))
 
 
 @pytest.mark.proof
@@ -467,9 +406,3 @@ def test_plain_lp_on_every_candidate_agrees():
             lp_members.add(m)
             lp_members.add(tuple(tuple(-v for v in row) for row in m))
     assert lp_members == set(members)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    if "--write" in sys.argv:
-        STORED_MODULE.write_text(render_module(enumerate_neighbours()[0]))
-        print(f"wrote {STORED_MODULE}")

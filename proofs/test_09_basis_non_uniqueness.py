@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from latticesym._niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
+from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 
 from ._exact import (
     EXAMPLE_LATTICES,

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import pytest
 
-from latticesym._niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
+from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 
 from ._exact import (
     CLOSED_CONE,

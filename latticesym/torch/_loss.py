@@ -43,7 +43,7 @@ Reduce the prediction (detached) to get :math:`N_p` and the reduced Gram matrix
           \qquad s = \tfrac13 \operatorname{tr} G_t ,
 
 with :math:`S` the finite set of unimodular matrices relating two points of the closed Niggli
-cone (automorphisms of reduced forms and boundary flips; ``latticesym._niggli_neighbours``,
+cone (automorphisms of reduced forms and boundary flips; ``latticesym._tables.niggli_neighbours``,
 derived and certified in ``proofs/``, 996 matrices up to sign, see :func:`neighbour_transforms`).
 :math:`\mathrm{Aut}_S(G_t) = \{A \in S : A G_t A^T = G_t\}` (to the precision of the target's
 dtype).
@@ -100,7 +100,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from latticesym._niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
+from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 from latticesym.errors import LatticeShapeError
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.torch import _gram_search
@@ -141,7 +141,7 @@ def neighbour_transforms() -> np.ndarray:
 
     :math:`S` is the set of unimodular :math:`M` such that some positive-definite :math:`G` and
     :math:`M G M^T` both lie in the closed Niggli cone (automorphisms of reduced forms and
-    boundary flips): ``latticesym._niggli_neighbours.NIGGLI_NEIGHBOUR_TRANSFORMS`` (1992
+    boundary flips): ``latticesym._tables.niggli_neighbours.NIGGLI_NEIGHBOUR_TRANSFORMS`` (1992
     matrices, enumerated and certified exactly by ``proofs/test_08_boundary_maps.py``), 996 up
     to sign, all with entries in {-1, 0, 1}.
 
