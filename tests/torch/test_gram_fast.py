@@ -8,11 +8,9 @@ on boundary cells.  A deliberately broken trie is caught.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,21 +22,8 @@ from latticesym.reduce import _numba
 from latticesym.torch import _gram_search as gs
 from latticesym.torch import _loss
 
-
-def _load_cells() -> Any:
-    """``tests/torch/_cells.py`` (the shared cells; tests are not a package, so loaded by path)."""
-    name = "_latticesym_torch_test_cells"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_cells.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_cells = _load_cells()
+sys.path.insert(0, str(Path(__file__).parent))
+import _cells
 
 pytestmark = pytest.mark.skipif(not _numba.available(), reason="the compiled path needs numba")
 

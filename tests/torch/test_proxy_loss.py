@@ -33,21 +33,8 @@ from latticesym.families import generate
 from latticesym.groups import random_rotation, random_unimodular
 from latticesym.metric import lattice_from_parameters
 
-
-def _load_cells() -> Any:
-    """``tests/torch/_cells.py`` (the shared cells; tests are not a package, so loaded by path)."""
-    name = "_latticesym_torch_test_cells"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_cells.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_cells = _load_cells()
+sys.path.insert(0, str(Path(__file__).parent))
+import _cells
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # per-lattice losses, shape (n,)
 
