@@ -243,8 +243,29 @@ def _prepare(x: Any, what: str, *, strict: bool) -> _Prepared:
         return _Prepared(False, "singular lattice", nan6, None)
     g6 = np.asarray(r.g6, np.float64)[0]
     ok, reason = structure_validity(np.asarray(r.lattice, np.float64)[0],
-                                    f @ np.linalg.inv(np.asarray(r.transform, np.float64)[0]), reduced=True)
+                                    f @ _inverse_transform(r.transform), reduced=True)
     return _Prepared(ok, reason, g6, (L, f, z))
+
+
+def _numbers(x: Any, what: str) -> NDArray[np.float64]:
+    """``x`` as a float64 array, or a :class:`LatticeShapeError` naming what it is (ragged, strings)."""
+    try:
+        return np.asarray(x, np.float64)
+    except (TypeError, ValueError) as err:
+        raise LatticeShapeError(f"{what} is not an array of numbers ({type(x).__name__}): {err}") from None
+
+
+def _inverse_transform(transform: Any) -> NDArray[np.float64]:
+    r"""Exact inverse of the reducer's det +1 transform ``(1, 3, 3)``, as floats.
+
+    The adjugate in int64 (its products wrap modulo :math:`2^{64}`, but the entries of the inverse,
+    which maps the reduced basis back to the given one, fit): a float ``inv`` of a sheared cell's
+    transform (entries near 1e11) is numerically singular (fuzz finding, issue 13).
+    """
+    from latticesym.structure._canonical import integer_inverse
+
+    with np.errstate(over="ignore"):
+        return integer_inverse(np.asarray(transform, np.int64).reshape(1, 3, 3))[0].astype(np.float64)
 
 
 def structure_validity(lattice: Any, frac: Any, *, reduced: bool = False,
@@ -267,7 +288,13 @@ def structure_validity(lattice: Any, frac: Any, *, reduced: bool = False,
     Returns
     -------
     (bool, str)
-        The verdict and ``"valid"``, ``"small volume"``, ``"close sites"`` or ``"singular lattice"``.
+        The verdict and ``"valid"``, ``"small volume"``, ``"close sites"``, ``"singular lattice"`` or
+        ``"non-finite"`` (NaN or inf in the lattice or the coordinates).
+
+    Raises
+    ------
+    LatticeShapeError
+        ``lattice`` not ``(3, 3)``, ``frac`` not ``(n, 3)``, or entries that are not numbers.
 
     Examples
     --------
@@ -276,16 +303,23 @@ def structure_validity(lattice: Any, frac: Any, *, reduced: bool = False,
     >>> structure_validity(np.eye(3) * 3.0, [[0, 0, 0], [0.1, 0.0, 0.0]])
     (False, 'close sites')
     """
-    L = np.asarray(lattice, np.float64)
-    f = np.asarray(frac, np.float64).reshape(-1, 3)
+    L = _numbers(lattice, "lattice")
+    f = _numbers(frac, "frac")
+    if L.shape != (3, 3):
+        raise LatticeShapeError(f"lattice must have shape (3, 3), got {L.shape}")
+    if f.size == 0:
+        f = f.reshape(0, 3)
+    elif f.ndim != 2 or f.shape[1] != 3:
+        raise LatticeShapeError(f"frac must have shape (n, 3), got {f.shape}")
+    if not (np.all(np.isfinite(L)) and np.all(np.isfinite(f))):
+        return False, "non-finite"
     if not reduced:
         from latticesym import niggli_reduce
 
         r = niggli_reduce(L[None], eps=1e-5, errors="mask")
         if not bool(np.asarray(r.ok)[0]):
             return False, "singular lattice"
-        T = np.asarray(r.transform, np.float64)[0]
-        L, f = np.asarray(r.lattice, np.float64)[0], f @ np.linalg.inv(T)
+        L, f = np.asarray(r.lattice, np.float64)[0], f @ _inverse_transform(r.transform)
     if abs(float(np.linalg.det(L))) < min_volume:
         return False, "small volume"
     n = len(f)
@@ -420,7 +454,7 @@ def _aligned_g6(P: NDArray[np.float64], R: NDArray[np.float64], chunk: int = 256
 
 
 def lattice_errors(pred_g6: Any, ref_g6: Any) -> LatticeErrors:
-    r""":class:`LatticeErrors` from Niggli-reduced G6 vectors ``(k, n, 6)`` and ``(n, 6)``.
+    r""":class:`LatticeErrors` from Niggli-reduced G6 vectors ``(k, n, 6)`` (or ``(n, 6)``, k = 1) and ``(n, 6)``.
 
     The prediction's reduced cell is first aligned with the reference's: of the bases
     :math:`M P` with :math:`M` integer, entries in :math:`\{-1, 0, 1\}`, :math:`\det M = \pm 1`
@@ -438,8 +472,13 @@ def lattice_errors(pred_g6: Any, ref_g6: Any) -> LatticeErrors:
     >>> round(float(e.volume_ratio[0, 0]), 6), round(float(e.length_rel[0, 0, 0]), 6)
     (1.331, 0.1)
     """
-    P0 = np.asarray(pred_g6, np.float64)
-    R = np.asarray(ref_g6, np.float64)[None]
+    P0 = _numbers(pred_g6, "pred_g6")
+    R = _numbers(ref_g6, "ref_g6")
+    if R.ndim != 2 or R.shape[1] != 6 or P0.ndim not in (2, 3) or P0.shape[-2:] != R.shape:
+        raise LatticeShapeError(f"lattice_errors needs G6 arrays (k, n, 6) or (n, 6) and (n, 6), got "
+                                f"{P0.shape} and {R.shape}")
+    P0 = P0 if P0.ndim == 3 else P0[None]  # one sample: k = 1
+    R = R[None]
     P = _aligned_g6(P0, R)
     lp, ap, vp = _params(P)
     lr, ar, vr = _params(R)

@@ -240,8 +240,6 @@ def test_as_structure_ragged_frac_raises_a_lattice_error() -> None:
         as_batch([(np.eye(3), _RAGGED, [1, 1])])
 
 
-@pytest.mark.xfail(strict=True, reason="latticesym/structure/_metrics.py (H4): structure_validity on frac of shape "
-                                       "(5, 2) or strings raises numpy's plain ValueError")
 def test_structure_validity_bad_frac_raises_typed_errors() -> None:
     from latticesym.structure import structure_validity
 
@@ -251,8 +249,6 @@ def test_structure_validity_bad_frac_raises_typed_errors() -> None:
         structure_validity(np.eye(3) * 4.0, [["0", "x", "0"]])
 
 
-@pytest.mark.xfail(strict=True, reason="latticesym/structure/_metrics.py (H4): lattice_errors on a string or a "
-                                       "(n, 5) reference raises numpy's plain ValueError")
 def test_lattice_errors_bad_g6_raise_typed_errors() -> None:
     from latticesym.structure import lattice_errors
 
@@ -290,8 +286,6 @@ def test_basis_invariant_sheared_cell_is_computed_or_a_typed_error() -> None:
           torch.tensor([65]))
 
 
-@pytest.mark.xfail(strict=True, reason="latticesym/torch/_structure.py (H1): a float32 sheared cell (det 5e5, not "
-                                       "singular) makes torch.linalg.solve fail: untyped _LinAlgError")
 def test_torch_canonicalize_float32_sheared_cell_is_computed_or_a_typed_error() -> None:
     torch = pytest.importorskip("torch")
     import latticesym.torch as lt
