@@ -30,6 +30,7 @@ import torch
 from latticesym.errors import LatticeShapeError, PrecisionError
 from latticesym.structure._canonical import canonicalize_batch as _np_canonicalize_batch
 from latticesym.structure._canonical import integer_inverse
+from latticesym.torch._reduce import _apply
 
 __all__ = ["TorchCanonicalBatch", "canonicalize"]
 
@@ -146,7 +147,7 @@ def canonicalize(lattices: torch.Tensor, frac: torch.Tensor, species: Any, n_ato
                                  frac_eps=frac_eps, orientation=orientation,  # type: ignore[arg-type]
                                  sort=sort)
     tf = torch.as_tensor(ref.transforms, device=dev)
-    red = tf.to(dtype) @ lattices
+    red = _apply(tf, lattices)  # Dot2 value (a sheared cell's plain product cancels), gradient of T @ L
     lat_expr = _frame(_g6(red)) if orientation == "parameters" else red
     order = torch.as_tensor(ref.order, device=dev)
     owner = torch.repeat_interleave(torch.arange(len(ref.n_atoms), device=dev),
@@ -155,7 +156,8 @@ def canonicalize(lattices: torch.Tensor, frac: torch.Tensor, species: Any, n_ato
     f = frac[order]
     carried = f[:, 0:1] * minv[:, 0, :] + f[:, 1:2] * minv[:, 1, :] + f[:, 2:3] * minv[:, 2, :]
     if orientation == "parameters" and len(ref.n_atoms):
-        rot_expr = torch.linalg.solve(red, lat_expr).transpose(1, 2)
+        # in float64: a float32 solve fails on reduced bases of sheared cells that are far from singular
+        rot_expr = torch.linalg.solve(red.to(torch.float64), lat_expr.to(torch.float64)).transpose(1, 2).to(dtype)
     else:
         rot_expr = torch.eye(3, dtype=dtype, device=dev).expand(len(ref.n_atoms), 3, 3)
     out_species = species[order] if isinstance(species, torch.Tensor) else ref.species
