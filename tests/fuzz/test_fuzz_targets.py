@@ -30,10 +30,10 @@ CALLS = {"structure.canonicalize": 40, "structure.match": 30, "structure.referen
          "io.read_structures[cif]": 40, "io.read_structures[poscar]": 40}
 #: Entry points (not latticesym.reduce / reference / torch) that raise plain ValueErrors, not rooted
 #: at LatticeError, on hostile input: reported in the campaign's own column; owners in docs/testing.md.
-#: Open (latticesym.testing's integer_inverse / wrap_frac / transform_structure, the structure
-#: layer's ragged-input paths and BasisInvariant's NaN tolerance are fixed): structure_validity /
-#: lattice_errors on bad shapes and strings (H4's file; named strict xfails in test_fuzz_regressions.py).
-PLAIN_VALUEERROR: set[str] = {"structure.structure_validity", "structure.lattice_errors"}
+#: None open: latticesym.testing's integer_inverse / wrap_frac / transform_structure, the structure
+#: layer's ragged-input paths, BasisInvariant's NaN tolerance and structure_validity / lattice_errors
+#: on bad shapes and strings are fixed (named regression tests in test_fuzz_regressions.py).
+PLAIN_VALUEERROR: set[str] = set()  # structure_validity / lattice_errors: typed since e9df57b
 #: Entry points whose short run meets a crash of another kind (an untyped exception): none open
 #: (torch.canonicalize on float16 is fixed).
 CRASHES: set[str] = set()
