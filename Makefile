@@ -62,6 +62,7 @@ FUZZ_WORKERS ?= 2
 # then the coverage-guided atheris driver of the CIF/POSCAR readers and parse_matrix (the fuzz extra)
 FUZZ_ATHERIS ?= 300
 fuzz: $(VENV)/.stamp-test
+	$(PY) -m pip install --quiet -e ".[fuzz]"
 	$(PY) scripts/fuzz.py --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --atheris $(FUZZ_ATHERIS) --json .fuzz-results.json
 
 plots: $(VENV)/.stamp-test
