@@ -480,15 +480,26 @@ def _gram_from_params(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return G
 
 
+def _point_box(L: NDArray[np.float64], r: float, max_points: int) -> NDArray[np.int64]:
+    """Half-widths of the coefficient box holding every ``n`` with ``|n @ L| <= r``: ``|n_i| <= r |b*_i|``.
+
+    The point count is checked in floats before any integer conversion: on a needle cell the box
+    overflows int64 and went negative past the bound (fuzz finding, issue 13).
+    """
+    recip = np.linalg.norm(np.linalg.inv(L), axis=0)  # |b*_i| (no 2 pi)
+    box = np.floor(r * recip * (1 + 1e-12))
+    total = float(np.prod(2 * box + 1))
+    if not np.isfinite(total) or total > max_points:
+        raise MatchBudgetError(
+            f"lattice-point search needs {total:.6g} points (box {box.tolist()}, radius {r:.4g}) > "
+            f"max_points={max_points}"
+        )
+    return box.astype(np.int64)
+
+
 def _lattice_points(L: NDArray[np.float64], r: float, max_points: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Integer coefficient vectors ``n != 0`` with ``|n @ L| <= r`` and their Cartesian vectors."""
-    recip = np.linalg.norm(np.linalg.inv(L), axis=0)  # |b*_i| (no 2 pi): |n_i| <= r |b*_i|
-    nmax = np.floor(r * recip * (1 + 1e-12)).astype(np.int64)
-    total = int(np.prod(2 * nmax + 1))
-    if total > max_points:
-        raise MatchBudgetError(
-            f"lattice-point search needs {total} points (box {nmax.tolist()}, radius {r:.4g}) > max_points={max_points}"
-        )
+    nmax = _point_box(L, r, max_points)
     axes = [np.arange(-k, k + 1) for k in nmax]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     cart = grid @ L
@@ -561,13 +572,7 @@ def _lattice_mappings_compiled(
     from latticesym.structure import _match_kernel
 
     r = float(pb[:3].max() * (1 + ltol))
-    recip = np.linalg.norm(np.linalg.inv(La), axis=0)
-    nmax = np.floor(r * recip * (1 + 1e-12)).astype(np.int64)
-    total = int(np.prod(2 * nmax + 1))
-    if total > max_points:
-        raise MatchBudgetError(
-            f"lattice-point search needs {total} points (box {nmax.tolist()}, radius {r:.4g}) > max_points={max_points}"
-        )
+    nmax = _point_box(La, r, max_points)
     out = np.empty((min(max_mappings + 1, 4096), 3, 3), dtype=np.int64)
     args = (np.ascontiguousarray(La, dtype=np.float64), np.ascontiguousarray(pb[:3]), np.ascontiguousarray(pb[3:]),
             float(ltol), float(angle_tol), nmax, r, int(max_triples))

@@ -342,3 +342,14 @@ def test_needle_cell_bounded_by_default() -> None:
     needle = np.diag([0.02, 0.02, 200.0])
     with pytest.raises(MatchBudgetError, match="max_points"):
         match((needle, F0, Z0), (needle, F0, Z0))
+
+
+def test_needle_cell_point_box_beyond_int64_is_a_budget_error() -> None:
+    """Fuzz finding (issue 13): the coefficient box of a needle cell overflowed int64, went negative
+    past the max_points check and reached the kernel (numpy's plain 'negative dimensions')."""
+    from latticesym.errors import MatchBudgetError
+    from latticesym.structure._match import _point_box
+
+    with pytest.raises(MatchBudgetError, match=r"needs 2\.028e\+31 points"):
+        _point_box(np.diag([1e-10, 1.0, 1e10]), 1.3e10, 10**6)
+    assert _point_box(np.eye(3), 2.5, 10**6).tolist() == [2, 2, 2]
