@@ -532,6 +532,9 @@ class BasisInvariant(nn.Module):
                                     f"frac's {frac.shape[0]} rows")
         if len(species) != frac.shape[0]:
             raise LatticeShapeError(f"species has {len(species)} entries but frac has {frac.shape[0]} rows")
+        if getattr(species, "ndim", 1) != 1:
+            raise LatticeShapeError(f"species must be one entry per site, shape ({frac.shape[0]},), got "
+                                    f"{tuple(species.shape)}")
         if not bool(torch.isfinite(frac).all()):
             raise NonFiniteLatticeError("frac contains NaN or inf")
 
