@@ -118,7 +118,7 @@ from torch import Tensor, nn
 
 from latticesym.errors import LatticeShapeError, NonFiniteLatticeError, PrecisionError, ReductionError
 from latticesym.torch._loss import _congruence_g6_matrices, neighbour_transforms
-from latticesym.torch._reduce import _apply, _det3, _g6_of, niggli_reduce, unimodular_inverse
+from latticesym.torch._reduce import _apply, _det3, _g6_of, niggli_reduce, unimodular_det, unimodular_inverse
 
 __all__ = [
     "BasisInvariant",
@@ -560,7 +560,8 @@ class BasisInvariant(nn.Module):
         atom = torch.as_tensor(atom_np, device=frac.device)
         n_k = torch.as_tensor(n_k_np, device=frac.device)
         U64 = U.detach()
-        inv = unimodular_inverse(U64) * _det3(U64).round()[:, None, None]
+        adj = unimodular_inverse(U64)  # exact, and so is the determinant: entries reach 1e12 on sheared cells
+        inv = adj * unimodular_det(U64, adj).to(adj.dtype)[:, None, None]
         f = (frac.to(dtype)[atom][:, None, :] @ inv.to(dtype)[cand_of_atom]).squeeze(1)
         f = self._wrap(f)
         key_species = _species_key(species, frac.device)[atom]

@@ -78,6 +78,7 @@ __all__ = [
     "niggli_reduce",
     "niggli_reduce_info",
     "step_bound",
+    "unimodular_det",
     "unimodular_inverse",
 ]
 
@@ -124,10 +125,27 @@ def gram(lattice: Tensor) -> Tensor:
 
 
 def unimodular_inverse(transform: Tensor) -> Tensor:
-    """Exact inverse of integer matrices with ``det == +1``: the adjugate.
+    r"""Exact inverse of integer matrices with ``det == +1``: the adjugate.
 
     Works on int64 or integer-valued float tensors of shape ``(..., 3, 3)``; the result has
     the input's dtype.  For ``det == -1`` it returns ``-inverse``.
+
+    Every entry of the adjugate is one 2x2 minor :math:`ad - bc`.  In float64 the two products
+    round once they pass :math:`2^{53}`, i.e. for entries past about :math:`9.5 \cdot 10^7`, which the
+    reducer's transforms of sheared cells reach (up to :math:`10^{12}`); the minor itself, an entry of
+    the inverse, is small, so the rounding is all that is left of it.  Hence:
+
+    * matrices whose entries are all below :math:`2^{31}` go through int64, where both products
+      (below :math:`2^{62}`) and their difference are exact;
+    * larger ones go through float64 error-free products (Dekker's TwoProduct with Veltkamp's
+      split: :math:`ad = p + e` exactly) and :math:`ad - bc = (p_1 - p_2) + (e_1 - e_2)`: when the
+      minor is below :math:`2^{53}`, :math:`p_1, p_2` are within a factor 2 of each other
+      (Sterbenz), so :math:`p_1 - p_2` is exact, and so is the integer sum.  Exact for entries and
+      inverse entries below :math:`2^{53}` (every integer-valued float64 matrix of a basis change
+      the float reducer can return); NaN or inf entries propagate.
+
+    On the CPU the large matrices are picked out on the host (free there); on other devices both
+    forms are computed and selected with ``torch.where``, so the call never synchronises.
 
     Examples
     --------
@@ -136,9 +154,80 @@ def unimodular_inverse(transform: Tensor) -> Tensor:
     tensor([[ 1, -2,  0],
             [ 0,  1,  0],
             [ 0,  0,  1]])
+    >>> a = torch.tensor([[1.0, 0, 0], [1e5, 1, 0], [0, 0, 1]], dtype=torch.float64)
+    >>> big = a @ a.T                              # entries 1e10: their products pass 2**53
+    >>> bool((unimodular_inverse(big) @ big == torch.eye(3, dtype=torch.float64)).all())
+    True
     """
+    if transform.numel() == 0:
+        return transform.clone()
+    flat = transform.reshape(-1, 3, 3)
+    small = flat.abs().amax((-1, -2)) < 2.0**31  # NaN/inf: False, the float path propagates them
+    out = _adjugate(flat.to(torch.int64)).to(flat.dtype)
+    if flat.device.type == "cpu":
+        big = (~small).nonzero().flatten()
+        if len(big):
+            out[big] = _adjugate_eft(flat[big].to(_F64)).to(flat.dtype)
+    else:
+        out = torch.where(small[:, None, None], out, _adjugate_eft(flat.to(_F64)).to(flat.dtype))
+    return out.reshape(transform.shape)
+
+
+def _adjugate(m: Tensor) -> Tensor:
     # adj(M) = [m1 x m2, m2 x m0, m0 x m1]^T for the rows m0, m1, m2 of M
-    return torch.linalg.cross(transform.roll(-1, -2), transform.roll(-2, -2)).transpose(-1, -2)
+    return torch.linalg.cross(m.roll(-1, -2), m.roll(-2, -2)).transpose(-1, -2)
+
+
+_VELTKAMP = 134217729.0  # 2**27 + 1
+
+
+def _two_product(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Dekker's TwoProduct with Veltkamp's split: ``p + e == x * y`` exactly (float64, no overflow)."""
+    p = x * y
+    cx, cy = x * _VELTKAMP, y * _VELTKAMP
+    xh, yh = cx - (cx - x), cy - (cy - y)
+    xl, yl = x - xh, y - yh
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Knuth's TwoSum: ``s + t == a + b`` exactly."""
+    s = a + b
+    r = s - a
+    return s, (a - (s - r)) + (b - r)
+
+
+def _adjugate_eft(m: Tensor) -> Tensor:
+    """The adjugate of integer-valued float64 matrices with error-free products (see above)."""
+    u, v = m.roll(-1, -2), m.roll(-2, -2)  # cross(u, v)_k = u_{k+1} v_{k+2} - u_{k+2} v_{k+1}
+    p, e = _two_product(torch.stack((u.roll(-1, -1), u.roll(-2, -1))), torch.stack((v.roll(-2, -1), v.roll(-1, -1))))
+    s, t = _two_sum(p[0], -p[1])
+    return (s + (t + (e[0] - e[1]))).transpose(-1, -2)
+
+
+def unimodular_det(transform: Tensor, adjugate: Tensor | None = None) -> Tensor:
+    r"""Exact determinant (``+1`` or ``-1``) of integer matrices with ``|det| == 1``, as float64.
+
+    The plain float64 determinant of a reducer transform with entries past about :math:`10^5`
+    rounds (its products pass :math:`2^{53}`) and can land anywhere.  Here
+    :math:`\det M = \sum_j M_{0j}\, \mathrm{adj}(M)_{j0}` with the exact adjugate
+    (:func:`unimodular_inverse`), error-free products and a compensated sum (Ogita, Rump and
+    Oishi's Dot2, SIAM J. Sci. Comput. 26, 2005): the computed value is within
+    :math:`u + \gamma_3^2 \sum_j |M_{0j}\, \mathrm{adj}_{j0}|` of the exact one, so rounding it is
+    exact for entries below :math:`2^{53}`.
+
+    Examples
+    --------
+    >>> m = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    >>> unimodular_det(m)
+    tensor(-1., dtype=torch.float64)
+    """
+    m = transform.to(_F64)
+    adj = unimodular_inverse(m) if adjugate is None else adjugate.to(_F64)
+    p, e = _two_product(m[..., 0, :], adj[..., :, 0])
+    s, t1 = _two_sum(p[..., 0], p[..., 1])
+    s, t2 = _two_sum(s, p[..., 2])
+    return (s + ((t1 + t2) + e.sum(-1))).round()
 
 
 def _det3(m: Tensor) -> Tensor:
