@@ -159,12 +159,16 @@ def unimodular_inverse(transform: Tensor) -> Tensor:
     >>> bool((unimodular_inverse(big) @ big == torch.eye(3, dtype=torch.float64)).all())
     True
     """
+    return _unimodular_inverse(transform, host_select=transform.device.type == "cpu")
+
+
+def _unimodular_inverse(transform: Tensor, *, host_select: bool) -> Tensor:
     if transform.numel() == 0:
         return transform.clone()
     flat = transform.reshape(-1, 3, 3)
     small = flat.abs().amax((-1, -2)) < 2.0**31  # NaN/inf: False, the float path propagates them
     out = _adjugate(flat.to(torch.int64)).to(flat.dtype)
-    if flat.device.type == "cpu":
+    if host_select:
         big = (~small).nonzero().flatten()
         if len(big):
             out[big] = _adjugate_eft(flat[big].to(_F64)).to(flat.dtype)
