@@ -57,6 +57,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from latticesym.errors import OptionError
+
 __all__ = [
     "AuditReport",
     "AuditSummary",
@@ -147,6 +149,8 @@ def _reduce_into(
         iterations[ok] = np.asarray(r.iterations).reshape(-1)[ok]
         for bad in np.flatnonzero(failed):
             errors[bad] = _failure_message(r, int(bad))
+    except OptionError:  # the caller's option, not one cell's failure
+        raise
     except LatticeError:
         # Reduce one by one to learn which cells fail and why.
         for i in range(len(L)):
@@ -155,16 +159,22 @@ def _reduce_into(
                 g6[i] = np.asarray(ri.g6, dtype=np.float64)
                 transform[i] = np.asarray(ri.transform)
                 iterations[i] = np.asarray(ri.iterations).item()
+            except OptionError:  # the caller's option, not one cell's failure
+                raise
             except LatticeError as exc:
                 ok[i] = False
                 errors[i] = f"{type(exc).__name__}: {exc}"
     idx = np.flatnonzero(ok)
     try:
         reduced[idx] = np.asarray(latticesym.is_niggli_reduced(L[idx], eps=eps), dtype=bool).reshape(-1)
+    except OptionError:  # the caller's option, not one cell's failure
+        raise
     except LatticeError:
         for j in idx.tolist():
             try:
                 reduced[j] = bool(latticesym.is_niggli_reduced(L[j], eps=eps))
+            except OptionError:  # the caller's option, not one cell's failure
+                raise
             except LatticeError as exc:
                 errors[j] = f"{type(exc).__name__}: {exc}"
 
@@ -362,7 +372,7 @@ def find_duplicates(reduced_g6: Any, *, tol: float = 1e-6) -> NDArray[np.int64]:
     [-1, -1, 0]
     """
     if not 0 < tol < 0.05:
-        raise ValueError(f"tol must be in (0, 0.05), got {tol}")
+        raise OptionError(f"tol must be in (0, 0.05), got {tol}")
     g = np.asarray(reduced_g6, dtype=np.float64).reshape(-1, 6)
     x = _reduced_parameters(g)
     valid = np.all(np.isfinite(x), axis=-1)
@@ -575,7 +585,7 @@ def audit(
     AuditReport
     """
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise OptionError(f"chunk_size must be >= 1, got {chunk_size}")
     named = dict(datasets) if isinstance(datasets, Mapping) else {"dataset": datasets}
     options = dict(
         eps=eps,

@@ -92,7 +92,7 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
     import latticesym
     from latticesym import io
     from latticesym.datasets import Structure
-    from latticesym.errors import LatticeError
+    from latticesym.errors import LatticeError, OptionError
 
     items: list[Any] = []
     for spec in args.inputs:
@@ -124,6 +124,8 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
                 transform = np.asarray(r.transform, dtype=np.int64)
                 g6 = np.asarray(r.g6, dtype=np.float64).tolist()
                 iterations = int(np.asarray(r.iterations))
+        except OptionError:  # the caller's option: main() reports it once
+            raise
         except LatticeError as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"
             status = 1

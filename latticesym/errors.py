@@ -18,6 +18,7 @@ __all__ = [
     "MetricsBaselineError",
     "NonFiniteLatticeError",
     "NotExactError",
+    "OptionError",
     "PrecisionError",
     "ReductionCycleError",
     "ReductionError",
@@ -112,8 +113,18 @@ class MatchBudgetError(LatticeError):
 
 
 class MetricsBaselineError(LatticeError):
-    """A CSP-metrics gate baseline is malformed, or was written with other settings than this run.
+    """A gate baseline is malformed, or was written with other settings than this run.
 
-    Raised by :func:`latticesym.structure.load_metrics_baseline` and the metrics gate; the message
-    names the file, the field and the values.
+    Raised by :func:`latticesym.structure.load_metrics_baseline`, the metrics gate and
+    :func:`latticesym.gate.load_baseline`; the message names the file, the field and the values.
+    """
+
+
+class OptionError(LatticeError):
+    """A keyword option has a value outside its domain (``eps=-1``, ``backend='gpu'``, ``band=2``, ...).
+
+    The message names the option, the value given and the allowed values.  Being a
+    :class:`LatticeError`, it is a ``ValueError`` as well, so ``except ValueError`` keeps working;
+    per-item error handlers in latticesym (batch masks, metrics, audits) re-raise it instead of
+    recording it against one item, since a bad option is the caller's, not the data's.
     """

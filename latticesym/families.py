@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from latticesym import groups
-from latticesym.errors import LatticeError, NonFiniteLatticeError, SingularLatticeError
+from latticesym.errors import LatticeError, NonFiniteLatticeError, OptionError, SingularLatticeError
 from latticesym.metric import volume
 
 __all__ = [
@@ -102,7 +102,7 @@ def _check_n(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise OptionError(f"n must be >= 0, got {n}")
     return int(n)
 
 
@@ -117,7 +117,7 @@ def _check_range(name: str, value: Any, *, low: float = 0.0) -> tuple[float, flo
     lo, hi = (value, value) if np.isscalar(value) else tuple(value)
     lo, hi = float(lo), float(hi)
     if not (np.isfinite(lo) and np.isfinite(hi) and low < lo <= hi):
-        raise ValueError(f"{name} must be a number or a (lo, hi) pair with {low} < lo <= hi, got {value!r}")
+        raise OptionError(f"{name} must be a number or a (lo, hi) pair with {low} < lo <= hi, got {value!r}")
     return lo, hi
 
 
@@ -252,9 +252,9 @@ def physical(
     lo, hi = _check_range("lengths", lengths)
     alo, ahi = _check_range("angles", angles)
     if ahi >= 180.0:
-        raise ValueError(f"angles must lie in (0, 180) degrees, got {angles!r}")
+        raise OptionError(f"angles must lie in (0, 180) degrees, got {angles!r}")
     if not 0.0 <= min_relative_volume < 1.0:
-        raise ValueError(f"min_relative_volume must be in [0, 1), got {min_relative_volume}")
+        raise OptionError(f"min_relative_volume must be in [0, 1), got {min_relative_volume}")
     abc = rng.uniform(lo, hi, size=(n, 3))
     ang = _random_angles(n, rng, alo, ahi, min_relative_volume)
     return _rotate(_cells_from_parameters(abc, ang), random_rotations(n, rng=rng))
@@ -329,9 +329,9 @@ def near_singular(
     _check_rng(rng)
     lo, hi = _check_range("relative_volume", relative_volume)
     if hi >= 1.0:
-        raise ValueError(f"relative_volume must be < 1, got {relative_volume!r}")
+        raise OptionError(f"relative_volume must be < 1, got {relative_volume!r}")
     if max_coefficient < 1:
-        raise ValueError(f"max_coefficient must be >= 1, got {max_coefficient}")
+        raise OptionError(f"max_coefficient must be >= 1, got {max_coefficient}")
     base = physical(n, rng=rng)
     a, b = base[:, 0], base[:, 1]
     coef = rng.integers(-max_coefficient, max_coefficient + 1, size=(n, 2))
@@ -405,7 +405,7 @@ def extreme_aspect(
     _check_rng(rng)
     unknown = [s for s in shapes if s not in EXTREME_SHAPES]
     if not shapes or unknown:
-        raise ValueError(f"shapes must be a non-empty subset of {EXTREME_SHAPES}, got {shapes!r}")
+        raise OptionError(f"shapes must be a non-empty subset of {EXTREME_SHAPES}, got {shapes!r}")
     rlo, rhi = _check_range("ratio", ratio, low=1.0)
     slo, shi = _check_range("shortest", shortest)
     alo, ahi = _check_range("angles", angles)
@@ -469,7 +469,7 @@ def _boundary_cell(kind: str, rng: np.random.Generator, lengths: tuple[float, fl
     if kind == "rhombohedral":
         alpha = rng.uniform(20.0, 115.0)
         return _cells_from_parameters(np.array([[a, a, a]]), np.array([[alpha, alpha, alpha]]))[0]
-    raise ValueError(f"unknown boundary kind {kind!r}; choose from {BOUNDARY_KINDS}")
+    raise OptionError(f"unknown boundary kind {kind!r}; choose from {BOUNDARY_KINDS}")
 
 
 def _signed_permutations(n: int, rng: np.random.Generator) -> Array:
@@ -525,7 +525,7 @@ def boundary(
     _check_rng(rng)
     _check_range("lengths", lengths)
     if not perturbation >= 0:
-        raise ValueError(f"perturbation must be >= 0, got {perturbation}")
+        raise OptionError(f"perturbation must be >= 0, got {perturbation}")
     labels = boundary_labels(n)
     cells = np.stack([_boundary_cell(kind, rng, lengths) for kind, _ in labels]) if n else np.zeros((0, 3, 3))
     exact = np.array([e for _, e in labels], dtype=bool)
@@ -565,7 +565,7 @@ def untrained(
     n = _check_n(n)
     _check_rng(rng)
     if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale}")
+        raise OptionError(f"scale must be a positive number, got {scale}")
     out = np.empty((0, 3, 3))
     while len(out) < n:
         draw = rng.standard_normal((n - len(out), 3, 3)) * scale
@@ -601,7 +601,7 @@ def scaled(
     _check_rng(rng)
     f = np.asarray(factors, dtype=np.float64)
     if f.ndim != 1 or len(f) == 0 or not np.all(np.isfinite(f) & (f > 0)):
-        raise ValueError(f"factors must be a non-empty sequence of positive numbers, got {factors!r}")
+        raise OptionError(f"factors must be a non-empty sequence of positive numbers, got {factors!r}")
     return physical(n, rng=rng) * f[np.arange(n) % len(f)][:, None, None]
 
 
@@ -716,5 +716,5 @@ def generate(name: str, n: int, rng: np.random.Generator, **params: Any) -> Arra
     try:
         fn = FAMILIES[name]
     except KeyError:
-        raise ValueError(f"unknown family {name!r}; choose from {sorted(FAMILIES)} or 'invalid'") from None
+        raise OptionError(f"unknown family {name!r}; choose from {sorted(FAMILIES)} or 'invalid'") from None
     return fn(n, rng=rng, **params)

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from latticesym.errors import MetricsBaselineError, OptionError
+
 __all__ = [
     "DEFAULT_REGRESSION_FACTOR",
     "DEFAULT_REGRESSION_FLOOR",
@@ -74,7 +76,7 @@ def load_function(spec: str) -> Callable[..., Any]:
     5.0
     """
     if ":" not in spec:
-        raise ValueError(f"expected MODULE:FUNCTION, got {spec!r}")
+        raise OptionError(f"expected MODULE:FUNCTION, got {spec!r}")
     module_name, _, attr = spec.rpartition(":")
     if module_name.endswith(".py") or "/" in module_name:
         path = Path(module_name).resolve()
@@ -273,7 +275,7 @@ def compare_with_baseline(
     [{'id': 'a', 'error': 1e-06, 'baseline': 1e-09}, {'id': '*', 'error': 1e-06, 'baseline': 1e-09}]
     """
     if not factor >= 1:
-        raise ValueError(f"regression factor must be >= 1, got {factor}")
+        raise OptionError(f"regression factor must be >= 1, got {factor}")
     out = []
     then = baseline.get("errors", {})
     for ident, err in report["errors"].items():
@@ -303,7 +305,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     """Read a baseline JSON file written by :func:`write_baseline`."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or "errors" not in data:
-        raise ValueError(f"{path}: not a latticesym gate baseline (no 'errors')")
+        raise MetricsBaselineError(f"{path}: not a latticesym gate baseline (no 'errors')")
     return data
 
 

@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from latticesym.datasets import Structure
-from latticesym.errors import LatticeError, LatticeShapeError
+from latticesym.errors import LatticeError, LatticeShapeError, OptionError
 
 __all__ = [
     "StructureReadError",
@@ -171,9 +171,9 @@ def iter_structures(
 ) -> Iterator[Structure]:
     """Generator form of :func:`read_structures`."""
     if parser not in ("auto", "gemmi", "pymatgen", "ase"):
-        raise ValueError(f"parser must be auto, gemmi, pymatgen or ase, got {parser!r}")
+        raise OptionError(f"parser must be auto, gemmi, pymatgen or ase, got {parser!r}")
     if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        raise OptionError(f"errors must be 'raise' or 'skip', got {errors!r}")
     count = 0
     for spec in expand_sources(sources):
         for item in _read_one(spec, parser=parser, cif_column=cif_column, errors=errors):

@@ -73,7 +73,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from latticesym.errors import LatticeError
+from latticesym.errors import LatticeError, OptionError
 
 __all__ = [
     "PEERS",
@@ -212,7 +212,7 @@ def niggli_violations_tol(g6: Sequence[Any], e: Any) -> list[tuple[str, Fraction
     A, B, C, xi, eta, zeta = (_frac(x) for x in g6)
     e = _frac(e)
     if e < 0:
-        raise ValueError(f"e must be >= 0, got {e}")
+        raise OptionError(f"e must be >= 0, got {e}")
     bad: list[tuple[str, Fraction]] = []
 
     def need(name: str, lhs: Fraction, rhs: Fraction) -> None:  # lhs <= rhs + e
@@ -466,7 +466,7 @@ def judge_answer(
     lat = np.asarray(lattice, dtype=np.float64)
     if g6 is None:
         if out_lattice is None:
-            raise ValueError("judge_answer needs g6 or out_lattice")
+            raise OptionError("judge_answer needs g6 or out_lattice")
         o = np.asarray(out_lattice, dtype=np.float64)
         if o.shape != (3, 3) or not np.all(np.isfinite(o)):
             return Verdict("wrong", "non_finite", f"output lattice is not a finite (3, 3) array: {o.tolist()}",
@@ -630,7 +630,7 @@ def peer_function(name: str) -> Callable[[NDArray[np.float64], float], dict[str,
     deadline - :func:`peer_niggli` is the safe wrapper.
     """
     if name not in _RAW:
-        raise ValueError(f"unknown peer {name!r}; choose from {PEERS}")
+        raise OptionError(f"unknown peer {name!r}; choose from {PEERS}")
     return _RAW[name]
 
 
@@ -828,9 +828,9 @@ def peer_niggli(
     PeerResult
     """
     if name not in _RAW:
-        raise ValueError(f"unknown peer {name!r}; choose from {PEERS}")
+        raise OptionError(f"unknown peer {name!r}; choose from {PEERS}")
     if not timeout > 0:
-        raise ValueError(f"timeout must be > 0, got {timeout}")
+        raise OptionError(f"timeout must be > 0, got {timeout}")
     arr = np.array(lattice, dtype=np.float64) if _is_float_array(lattice) else lattice
     raw = _call_worker(name, arr, float(eps), float(timeout))
     secs = float(raw.payload.get("seconds", float("nan")))

@@ -63,7 +63,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from latticesym.errors import LatticeError, LatticeShapeError, NonFiniteLatticeError
+from latticesym.errors import LatticeError, LatticeShapeError, NonFiniteLatticeError, OptionError
 
 __all__ = [
     "DEFAULT_MAX_ENTRY",
@@ -131,7 +131,7 @@ def set_defaults(*, trials: int | None = None, seed: int | None = None) -> None:
     """
     if trials is not None:
         if int(trials) < 1:
-            raise ValueError(f"trials must be >= 1, got {trials}")
+            raise OptionError(f"trials must be >= 1, got {trials}")
         _defaults["trials"] = int(trials)
     if seed is not None:
         _defaults["seed"] = int(seed)
@@ -164,7 +164,7 @@ class FloatTolerance:
         """Tolerance for a numpy / torch dtype or its name."""
         name = _dtype_name(dtype)
         if name not in TOLERANCES:
-            raise ValueError(f"no tolerance for dtype {dtype!r}; known: {sorted(TOLERANCES)}")
+            raise OptionError(f"no tolerance for dtype {dtype!r}; known: {sorted(TOLERANCES)}")
         return cls(name, TOLERANCES[name])
 
     @property
@@ -473,7 +473,7 @@ def example_structure(kind: str = "triclinic", *, n_atoms: int = 4, rng: Any = N
     elif kind == "flat":
         L = lattice_from_parameters(a, a * g.uniform(0.9, 1.2), 8.0 * a, 90, 90, g.uniform(60.0, 120.0))
     else:
-        raise ValueError(f"unknown family {kind!r}; choose one of {LATTICE_FAMILIES}")
+        raise OptionError(f"unknown family {kind!r}; choose one of {LATTICE_FAMILIES}")
     frac = g.uniform(0.0, 1.0, size=(n_atoms, 3))
     species = g.choice(np.array([1, 6, 8, 14, 26]), size=n_atoms)
     return ExampleStructure(L, frac, species.astype(np.int64))
@@ -613,7 +613,7 @@ class _StructureInput:
     def resolve(fn: Callable[..., Any], lattice: Any, frac_coords: Any, species: Any, call: str,
                 dtype: Any) -> _StructureInput | None:
         if call not in ("auto", "arrays", "structure"):
-            raise ValueError(f"call must be 'auto', 'arrays' or 'structure', got {call!r}")
+            raise OptionError(f"call must be 'auto', 'arrays' or 'structure', got {call!r}")
         if frac_coords is None and species is None:
             obj = lattice
             if isinstance(obj, np.ndarray) or _is_torch(obj):
@@ -651,7 +651,7 @@ class _StructureInput:
                 raise LatticeError("a disordered pymatgen structure (partial occupancies) has no atomic numbers "
                                    "to pass to fn(lattice, frac_coords, species); use call='structure'")
             if mode == "structure" and dtype is not None:
-                raise ValueError(f"dtype={dtype!r} casts the arrays of fn(lattice, frac_coords, species); it does "
+                raise OptionError(f"dtype={dtype!r} casts the arrays of fn(lattice, frac_coords, species); it does "
                                  "not apply to call='structure'")
             return _StructureInput(obj, kind, mode, L, f, spec, np.arange(f.shape[0], dtype=np.int64))
         if frac_coords is None or species is None:
@@ -1050,7 +1050,7 @@ def equivariance_error(
     True
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise OptionError(f"kind must be one of {KINDS}, got {kind!r}")
     return _measure(
         fn,
         lattice,
@@ -1098,13 +1098,13 @@ def _measure(
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     n_trials = _defaults["trials"] if trials is None else int(trials)
     if n_trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
+        raise OptionError(f"trials must be >= 1, got {trials}")
     if int(max_entry) < 1:
-        raise ValueError(f"max_entry must be >= 1, got {max_entry}")
+        raise OptionError(f"max_entry must be >= 1, got {max_entry}")
     if det not in (1, -1, "either"):
-        raise ValueError(f"det must be 1, -1 or 'either', got {det!r}")
+        raise OptionError(f"det must be 1, -1 or 'either', got {det!r}")
     if tolerance is not None and not tolerance >= 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        raise OptionError(f"tolerance must be >= 0, got {tolerance}")
     seed_value = _defaults["seed"] if seed is None else int(seed)
 
     structure = _StructureInput.resolve(fn, lattice, frac_coords, species, call_mode, dtype)
@@ -1203,14 +1203,14 @@ def _expected(
         return out
     if kind == "lattice":
         if out.shape[-2:] != (3, 3):
-            raise ValueError(f"kind='lattice' needs outputs of shape (..., 3, 3), got {out.shape}")
+            raise LatticeShapeError(f"kind='lattice' needs outputs of shape (..., 3, 3), got {out.shape}")
         e = M.astype(np.float64) @ out
         return e @ Q.T if Q is not None else e
     e = out if perm is None else out[perm]
     if kind == "per_atom":
         return e
     if e.shape[-1] != 3:
-        raise ValueError(f"kind={kind!r} needs outputs of shape (n, 3), got {out.shape}")
+        raise LatticeShapeError(f"kind={kind!r} needs outputs of shape (n, 3), got {out.shape}")
     if kind == "per_atom_cartesian":
         return e @ Q.T if Q is not None else e
     return e @ integer_inverse(M).astype(np.float64)  # per_atom_fractional

@@ -20,6 +20,7 @@ from latticesym.errors import (
     LatticeError,
     LatticeShapeError,
     NonFiniteLatticeError,
+    OptionError,
     PrecisionError,
     ReductionCycleError,
     ReductionError,
@@ -113,13 +114,13 @@ def _check_eps(eps: Any) -> float:
         raise TypeError(f"eps must be a real number, got {type(eps).__name__}")
     eps = float(eps)
     if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+        raise OptionError(f"eps must be finite and >= 0, got {eps!r}")
     return eps
 
 
 def _check_max_iter(max_iter: Any) -> int:
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+        raise OptionError(f"max_iter must be an int >= 1, got {max_iter!r}")
     return int(max_iter)
 
 
@@ -176,7 +177,7 @@ def _backend_name(backend: str, n: int) -> str:
     if backend in ("numba", "numba-parallel") and not _numba.available():
         raise ImportError(f"backend={backend!r} needs numba, which is not installed")
     if backend not in ("numba", "numba-parallel", "numpy", "python"):
-        raise ValueError(f"backend must be 'auto', 'numba', 'numba-parallel', 'numpy' or 'python', got {backend!r}")
+        raise OptionError(f"backend must be 'auto', 'numba', 'numba-parallel', 'numpy' or 'python', got {backend!r}")
     return backend
 
 
@@ -408,9 +409,9 @@ def niggli_reduce(lattice: ArrayLike, *, eps: float = 1e-5, max_iter: int = 1000
     eps = _check_eps(eps)
     max_iter = _check_max_iter(max_iter)
     if precision not in ("auto", "float"):
-        raise ValueError(f"precision must be 'auto' or 'float', got {precision!r}")
+        raise OptionError(f"precision must be 'auto' or 'float', got {precision!r}")
     if errors not in ("raise", "mask"):
-        raise ValueError(f"errors must be 'raise' or 'mask', got {errors!r}")
+        raise OptionError(f"errors must be 'raise' or 'mask', got {errors!r}")
     arr = _as_float_batch(lattice)
     if arr.shape == (3, 3) and backend in ("auto", "numba") and not _skip and _numba_available():
         fast = _single_fast(arr, eps, max_iter)

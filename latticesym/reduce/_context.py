@@ -19,6 +19,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
+from latticesym.errors import OptionError
 from latticesym.reduce._accurate import UNIT_ROUNDOFF, cbrt_squared, det3_with_bound, dot2, split
 from latticesym.reduce._kg import VOLUME_RTOL, g6_error_bounds
 
@@ -240,7 +241,7 @@ class MPContext(_UnboundedTransforms):
 
     def __init__(self, prec: int):
         if not isinstance(prec, int) or isinstance(prec, bool) or prec < 53:
-            raise ValueError(f"prec must be an int >= 53 (bits), got {prec!r}")
+            raise OptionError(f"prec must be an int >= 53 (bits), got {prec!r}")
         self.prec = prec
         self.mp = _mp_instance(prec)
         self.u = self.mp.mpf(2) ** (-prec)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from latticesym.errors import BatchReductionError, LatticeError, LatticeShapeError
+from latticesym.errors import BatchReductionError, LatticeError, LatticeShapeError, OptionError
 from latticesym.structure._frame import frame_from_g6
 from latticesym.structure._layout import (
     check_frac,
@@ -163,14 +163,14 @@ def boundary_margin_g6(g6: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _check_options(eps: Any, frac_eps: Any, orientation: Any, sort: Any) -> float:
     if orientation not in ("parameters", "keep"):
-        raise ValueError(f"orientation must be 'parameters' or 'keep', got {orientation!r}")
+        raise OptionError(f"orientation must be 'parameters' or 'keep', got {orientation!r}")
     if not isinstance(sort, bool):
         raise TypeError(f"sort must be a bool, got {type(sort).__name__}")
     if isinstance(frac_eps, bool) or not isinstance(frac_eps, (int, float, np.floating, np.integer)):
         raise TypeError(f"frac_eps must be a real number, got {type(frac_eps).__name__}")
     fe = float(frac_eps)
     if not (0.0 <= fe < 0.5):
-        raise ValueError(f"frac_eps must be in [0, 0.5), got {fe!r}")
+        raise OptionError(f"frac_eps must be in [0, 0.5), got {fe!r}")
     return fe
 
 

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from latticesym.errors import BatchReductionError, LatticeError
+from latticesym.errors import BatchReductionError, LatticeError, OptionError
 
 __all__ = ["ConversionReport", "FileConversion", "canonicalize_files", "demo_table", "run_cli"]
 
@@ -268,6 +268,8 @@ def _canonical_items(structures: list[Any], record: FileConversion, kwargs: dict
                     canonicalize(structures[k].lattice, structures[k].frac_coords, list(structures[k].species),
                                  **kwargs)
                     reason = "failed in the batch"  # pragma: no cover - a batch failure is a per-cell failure
+                except OptionError:  # the caller's option, not one structure's failure
+                    raise
                 except LatticeError as err:
                     reason = f"{type(err).__name__}: {err}"
                 record.failures.append((k, reason))
@@ -360,6 +362,8 @@ def _convert_one(source: Path, root: Path | None, out: Path, fmt: OutFormat, par
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structures = io.read_structures(str(source), parser=parser, errors="raise")
+    except OptionError:
+        raise
     except (LatticeError, OSError, ValueError) as exc:
         record.failures.append((None, f"{type(exc).__name__}: {exc}"))
         return record

@@ -116,7 +116,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from latticesym.errors import LatticeShapeError, NonFiniteLatticeError, PrecisionError, ReductionError
+from latticesym.errors import LatticeShapeError, NonFiniteLatticeError, OptionError, PrecisionError, ReductionError
 from latticesym.torch._loss import _congruence_g6_matrices, neighbour_transforms
 from latticesym.torch._reduce import _apply, _det3, _g6_of, niggli_reduce, unimodular_det, unimodular_inverse
 
@@ -412,20 +412,20 @@ class BasisInvariant(nn.Module):
         if not callable(module):
             raise TypeError(f"module must be callable, got {type(module).__name__}")
         if orientation not in _ORIENTATIONS:
-            raise ValueError(f"orientation must be one of {_ORIENTATIONS}, got {orientation!r}")
+            raise OptionError(f"orientation must be one of {_ORIENTATIONS}, got {orientation!r}")
         if not (0.0 < band < 1.0):
-            raise ValueError(f"band must be in (0, 1), got {band}")
+            raise OptionError(f"band must be in (0, 1), got {band}")
         if not (eps >= 0.0 and 100.0 * eps <= band):
-            raise ValueError(f"need 0 <= eps and band >= 100 * eps so the reducer's tolerance is inside the band, "
+            raise OptionError(f"need 0 <= eps and band >= 100 * eps so the reducer's tolerance is inside the band, "
                              f"got eps={eps}, band={band}")
         if not (0.0 <= frac_eps < 1e-3):
-            raise ValueError(f"frac_eps must be in [0, 1e-3), got {frac_eps}")
+            raise OptionError(f"frac_eps must be in [0, 1e-3), got {frac_eps}")
         if reduce == "niggli":
             self._reduce: Callable[[Tensor], Tensor] = _default_reduce(eps, band)
         elif callable(reduce):
             self._reduce = reduce
         else:
-            raise ValueError(f"reduce must be 'niggli' or a callable, got {reduce!r}")
+            raise OptionError(f"reduce must be 'niggli' or a callable, got {reduce!r}")
         if isinstance(module, nn.Module):
             self.module = module
         else:

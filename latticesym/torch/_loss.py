@@ -101,7 +101,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
-from latticesym.errors import LatticeShapeError
+from latticesym.errors import LatticeShapeError, OptionError
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.torch import _gram_search
 from latticesym.torch._reduce import _as_batch, _g6_of, _reduce_core, niggli_reduce, unimodular_inverse
@@ -372,7 +372,7 @@ def gram_mse(pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: floa
     0.0147...
     """
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise OptionError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     _check_pair(pred, target)
     batch = tuple(pred.shape[:-2])
     with torch.no_grad():
@@ -422,7 +422,7 @@ def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction
     :func:`_lattice_space` (tested against them).
     """
     if not (eps >= 0):
-        raise ValueError(f"eps must be >= 0, got {eps}")
+        raise OptionError(f"eps must be >= 0, got {eps}")
     p, t = pred.detach(), target
     if p.dtype != _F64 or p.device.type != "cpu":
         p = p.to(device="cpu", dtype=_F64)
@@ -490,9 +490,9 @@ def niggli_proxy_loss(
     True
     """
     if space not in _SPACES:
-        raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
+        raise OptionError(f"space must be one of {_SPACES}, got {space!r}")
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise OptionError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     _check_pair(pred, target)
     target = target.detach()
     batch = tuple(pred.shape[:-2])
@@ -534,9 +534,9 @@ class NiggliProxyLoss(nn.Module):
     def __init__(self, space: str = "lattice", reduction: str = "mean", eps: float = 1e-5, backend: str = "auto"):
         super().__init__()
         if space not in _SPACES:
-            raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
+            raise OptionError(f"space must be one of {_SPACES}, got {space!r}")
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise OptionError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.space = space
         self.reduction = reduction
         self.eps = eps

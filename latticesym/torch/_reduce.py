@@ -51,6 +51,7 @@ https://doi.org/10.1107/S010876730302186X
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -62,12 +63,14 @@ from latticesym.errors import (
     LatticeError,
     LatticeShapeError,
     NonFiniteLatticeError,
+    OptionError,
     PrecisionError,
     SingularLatticeError,
 )
 from latticesym.reduce import _batch, _kg
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.reduce._accurate import UNIT_ROUNDOFF, det3_with_bound, dot2
+from latticesym.reduce._api import _check_eps, _check_max_iter
 from latticesym.reduce._context import CANCEL_RATIO_SQ, FLOAT_TINY, MAX_TRANSFORM
 
 __all__ = [
@@ -676,11 +679,13 @@ def _reduce_device(flat: Tensor, eps: float, max_iter: int, *, skip: int = 0, ch
     same one, so no extra synchronisation; the step sees a new shape at most
     ``log2(n)`` times: leave ``compact`` off for a step compiled with static shapes).
     """
-    if check_every < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
+    if isinstance(check_every, bool) or not isinstance(check_every, numbers.Integral) or check_every < 1:
+        raise OptionError(f"check_every must be an int >= 1, got {check_every!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral)):
+        raise OptionError(f"max_steps must be an int >= 1 or None, got {max_steps!r}")
     cap = step_bound(max_iter) if max_steps is None else int(max_steps)
     if cap < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        raise OptionError(f"max_steps must be >= 1, got {max_steps}")
     n, dev = flat.shape[0], flat.device
     eye = torch.eye(3, dtype=_F64, device=dev).expand(n, 3, 3)
     finite = torch.isfinite(flat).all(-1).all(-1)
@@ -739,12 +744,9 @@ def _reduce_core(
     ``T`` is always a finite integer-valued matrix with ``det == +1``: the transform reached (the
     certified one where ``ok``), the identity where the lattice could not be reduced at all.
     """
-    if not (eps >= 0):
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    eps, max_iter = _check_eps(eps), _check_max_iter(max_iter)
+    if not isinstance(backend, str) or backend not in _BACKENDS:
+        raise OptionError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     n = flat.shape[0]
     if n == 0:
         z = flat.new_zeros(0, dtype=torch.int64)
@@ -926,8 +928,8 @@ def niggli_reduce(
     >>> bool((transform.double() @ L == reduced).all()), int(torch.linalg.det(transform.double()).round())
     (True, 1)
     """
-    if precision not in ("auto", "float"):
-        raise ValueError(f"precision must be 'auto' or 'float', got {precision!r}")
+    if not isinstance(precision, str) or precision not in ("auto", "float"):
+        raise OptionError(f"precision must be 'auto' or 'float', got {precision!r}")
     info = niggli_reduce_info(lattice, eps=eps, max_iter=max_iter, backend=backend, check_every=check_every)
     if lattice.shape[:-2].numel() == 0 or bool(info.ok.all()):
         return info.lattice, info.transform
@@ -1024,6 +1026,7 @@ def is_niggli_reduced(lattice: Tensor, *, eps: float = 1e-5) -> Tensor:
     False
     """
     flat = _as_batch(lattice)
+    eps = _check_eps(eps)
     with torch.no_grad():
         ops = TorchOps(flat.device)
         finite = torch.isfinite(flat).all(-1).all(-1)
