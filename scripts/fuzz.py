@@ -49,8 +49,32 @@ def worker(seed: int, seconds: float, calls: int, slice_s: float) -> dict:
                 break
     return {"counts": dict(camp.counts), "raised": dict(camp.raised), "verified": dict(camp.verified),
             "kinds": [[t, k, v] for (t, k), v in camp.kinds.items()],
-            "findings": [{"target": f.target, "kind": f.kind, "detail": f.detail, "args": repr(f.args)[:400]}
+            "findings": [{"target": f.target, "kind": f.kind, "detail": f.detail,
+                          "args": exact_repr(f.args)[:6000], "kwargs": exact_repr(f.kwargs or {})[:1000]}
                          for f in camp.findings]}
+
+
+def exact_repr(x: object) -> str:
+    """A repr that reproduces the input: arrays and tensors by their full-precision entries and dtype
+    (numpy's and torch's own reprs round to 4-8 digits, too few to replay an ill-conditioned cell)."""
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return f"np.array({x.tolist()!r}, dtype=np.{x.dtype})" if x.dtype != object else repr(x)
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return f"torch.tensor({x.detach().cpu().tolist()!r}, dtype={x.dtype}, device='{x.device}')"
+    except ImportError:  # pragma: no cover - torch is in the test extra
+        pass
+    if isinstance(x, tuple):
+        return "(" + ", ".join(exact_repr(v) for v in x) + ("," if len(x) == 1 else "") + ")"
+    if isinstance(x, list):
+        return "[" + ", ".join(exact_repr(v) for v in x) + "]"
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k!r}: {exact_repr(v)}" for k, v in x.items()) + "}"
+    return repr(x)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         if key in seen:
             continue
         seen.add(key)
-        print(f"FINDING {f['target']} [{f['kind']}] {f['detail']}\n    input: {f['args']}")
+        print(f"FINDING {f['target']} [{f['kind']}] {f['detail']}\n    input: {f['args'][:400]}"
+              f"\n    options: {f.get('kwargs', '{}')}")
     ath = run_atheris(a.atheris) if a.atheris > 0 else None
     if a.json:
         doc = {"counts": counts, "raised": raised, "verified": verified, "wall_s": wall, "workers": a.workers,

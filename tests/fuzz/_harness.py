@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import signal
 import time
 import warnings
@@ -51,6 +52,7 @@ class Finding:
     kind: str  # untyped | valueerror | hang | mutation | inequivalent | nonfinite
     detail: str
     args: Any = None
+    kwargs: Any = None
 
 
 @dataclass
@@ -167,28 +169,28 @@ def check_call(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any], ca
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, old)
     except Hang:
-        campaign.add(Finding(target.name, "hang", f"interrupted after {target.bound_s} s", args))
+        campaign.add(Finding(target.name, "hang", f"interrupted after {target.bound_s} s", args, kwargs))
         return None
     except target.ok_errors as exc:
         campaign.raised[target.name] += 1
         if not str(exc).strip():
-            campaign.add(Finding(target.name, "untyped", f"{type(exc).__name__} with no message", args))
+            campaign.add(Finding(target.name, "untyped", f"{type(exc).__name__} with no message", args, kwargs))
         result = exc
     except Exception as exc:
         # a plain ValueError (not rooted at LatticeError) is a contract finding of its own kind;
         # anything else (IndexError, KeyError, numpy's AxisError, MemoryError, ...) is a crash
         plain = type(exc) is ValueError
         campaign.add(Finding(target.name, "valueerror" if plain else "untyped",
-                                         f"{type(exc).__name__}: {exc}"[:300], args))
+                                         f"{type(exc).__name__}: {exc}"[:300], args, kwargs))
         result = exc
     took = time.perf_counter() - t0
     if took > target.bound_s:
-        campaign.add(Finding(target.name, "hang", f"took {took:.2f} s > {target.bound_s} s", args))
+        campaign.add(Finding(target.name, "hang", f"took {took:.2f} s > {target.bound_s} s", args, kwargs))
     allv = list(args) + list(kwargs.values())
     for a, s in zip(allv, snaps):
         if not _same(a, s):
             campaign.add(Finding(target.name, "mutation", f"an input of type {type(a).__name__} changed",
-                                             args))
+                                             args, kwargs))
             break
     if verify and target.verify is not None and not isinstance(result, BaseException):
         campaign.verified[target.name] += 1
@@ -198,7 +200,7 @@ def check_call(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any], ca
             problem = f"verification raised {type(exc).__name__}: {exc}"
         if problem:
             kind = "nonfinite" if problem.startswith("nonfinite") else "inequivalent"
-            campaign.add(Finding(target.name, kind, problem[:300], args))
+            campaign.add(Finding(target.name, kind, problem[:300], args, kwargs))
     return result
 
 
@@ -212,9 +214,49 @@ def run_target(target: Target, rng: np.random.Generator, calls: int, campaign: C
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             args, kwargs = target.draw(rng)
-            check_call(target, args, kwargs, campaign, verify=(i % target.verify_every == 0))
+            if rng.random() < HOSTILE_OPTION_RATE:
+                kwargs = hostile_options(rng, target, kwargs)
+                check_call(target, args, kwargs, campaign, verify=False)
+            else:
+                check_call(target, args, kwargs, campaign, verify=(i % target.verify_every == 0))
         if t_end is not None and (i & 15) == 0 and time.perf_counter() > t_end:
             break
+
+
+# ------------------------------------------------------------------------------ options
+#: share of calls whose keyword options are made hostile (one option, a value outside its domain)
+HOSTILE_OPTION_RATE = float(os.environ.get("LATTICESYM_FUZZ_OPTION_RATE", "0.03"))
+_HOSTILE_OPTION_VALUES: tuple[Any, ...] = (-1, -1.0, -1e-300, math.nan, math.inf, -math.inf, 0,
+                                           "bogus", "", None, [1.0], (0, 1), True, b"x", 1j)
+_OPTION_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def _option_names(target: Target) -> tuple[str, ...]:
+    """The keyword parameters (with defaults) of a target's callable, when its signature says."""
+    if target.name not in _OPTION_NAMES:
+        import inspect
+
+        try:
+            params = inspect.signature(target.call).parameters.values()
+            names = tuple(p.name for p in params if p.default is not inspect.Parameter.empty
+                          and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                          and not p.name.startswith("_"))  # private switches are not options
+        except (TypeError, ValueError):
+            names = ()
+        _OPTION_NAMES[target.name] = names
+    return _OPTION_NAMES[target.name]
+
+
+def hostile_options(rng: np.random.Generator, target: Target, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with one option (drawn, or one of the callable's own) set to a hostile value: the
+    call must still return or raise ``LatticeError`` / ``TypeError`` (a plain ``ValueError`` for a
+    bad option value is a finding)."""
+    names = sorted(set(kwargs) | set(_option_names(target)))
+    if not names:
+        return kwargs
+    out = dict(kwargs)
+    out[names[int(rng.integers(len(names)))]] = _HOSTILE_OPTION_VALUES[int(rng.integers(len(_HOSTILE_OPTION_VALUES)))]
+    return out
 
 
 # ------------------------------------------------------------------------------ inputs
