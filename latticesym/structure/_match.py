@@ -86,6 +86,7 @@ MAX_CANDIDATES = 200_000
 
 _IMAGES = np.array(list(product((-1, 0, 1), repeat=3)), dtype=np.float64)  # (27, 3)
 _EXCLUDED = 1e20  # cost of a pair the assignment may not use (pymatgen uses the same sentinel)
+_CONFLICT_BUFFER = 1 << 19  # cost-matrix entries the compiled scan keeps for the assignment solver
 
 
 # --------------------------------------------------------------------------- results
@@ -763,42 +764,34 @@ def _site_search(
     za = np.ascontiguousarray(za, dtype=np.int64)
     zb = np.ascontiguousarray(zb, dtype=np.int64)
     A = len(S.P)
+    n = len(zb)
+    ftol, G = np.ascontiguousarray(S.ftol), np.ascontiguousarray(S.G)
+    # the scan keeps the cost matrices of up to `cap` conflicting candidates (bounded memory)
+    cap = max(1, min(len(M) * A, _CONFLICT_BUFFER // (n * n)))
+    cost = np.empty((cap + 1, n, n))
+    img = np.empty((cap + 1, n, n), dtype=np.int8)
     b_rms, b_max, b_idx, b_sigma, b_dist, any_fit, n_pass, conflicts, n_conf = _match_kernel.scan()(
-        S.fa_k, fb, za, zb, S.P, S.Q, np.ascontiguousarray(S.ftol), np.ascontiguousarray(S.G),
-        np.ascontiguousarray(S.ell), float(stol), _IMAGES,
+        S.fa_k, fb, za, zb, S.P, S.Q, ftol, G, np.ascontiguousarray(S.ell), float(stol), _IMAGES, cost, img,
     )
-    best = _Best(n_candidates=int(n_pass), any_fit=bool(any_fit))
-    finished = {int(b_idx): (float(b_rms), float(b_max), b_sigma.copy(), b_dist.copy())} if b_idx >= 0 else {}
+    best_vals = np.array([b_rms, b_max, float(b_idx)])
     if n_conf:  # exact assignments (scipy) for the candidates whose nearest partners collide
         from scipy.optimize import linear_sum_assignment
 
-        n = len(zb)
-        rows = np.arange(n)
-        conf = conflicts[:n_conf]
-        for lo in range(0, n_conf, 512):  # bounded memory
-            part = np.ascontiguousarray(conf[lo:lo + 512])
-            cost = np.empty((len(part), n, n))
-            vec = np.empty((len(part), n, n, 3))
-            _match_kernel.costs()(S.fa_k, fb, za, zb, S.P, S.Q, np.ascontiguousarray(S.ftol),
-                                  np.ascontiguousarray(S.G), _IMAGES, part, A, cost, vec)
+        finish = _match_kernel.finish()
+        for lo in range(0, n_conf, cap):
+            part = np.ascontiguousarray(conflicts[lo:min(n_conf, lo + cap)])
+            if lo:  # past the scan's buffer: build these cost matrices again
+                _match_kernel.costs()(S.fa_k, fb, za, zb, S.P, S.Q, ftol, G, _IMAGES, part, A, cost, img)
             sig = np.empty((len(part), n), dtype=np.int64)
             for r in range(len(part)):
                 sig[r] = linear_sum_assignment(cost[r])[1]
-            ok = np.all(cost[np.arange(len(part))[:, None], rows[None, :], sig] < _EXCLUDED, axis=1)
-            ks = part // A
-            v = vec[np.arange(len(part))[:, None], rows[None, :], sig]  # (C, n, 3)
-            v = v - v.mean(axis=1, keepdims=True)
-            Gk = S.G[ks]
-            dist = np.sqrt(np.maximum(np.einsum("cni,cij,cnj->cn", v, Gk, v), 0.0)) / S.ell[ks][:, None]
-            dmax = dist.max(axis=1)
-            rms = np.sqrt(np.mean(dist**2, axis=1))
-            best.any_fit |= bool(np.any(ok & (dmax < stol)))
-            for r in np.flatnonzero(ok).tolist():
-                finished[int(part[r])] = (float(rms[r]), float(dmax[r]), sig[r], dist[r])
-    for idx in sorted(finished):  # first strict minimum in (k, c) order, as in the numpy path
-        f_rms, f_max, f_sigma, f_dist = finished[idx]
-        if f_rms < best.rms:
-            best.rms, best.max_dist, best.k, best.sigma, best.dist = f_rms, f_max, idx // A, f_sigma, f_dist
+            any_fit |= finish(S.fa_k, fb, S.P, S.Q, G, S.ell, _IMAGES, float(stol), A, part, img, sig, best_vals,
+                              b_sigma, b_dist)
+    best = _Best(n_candidates=int(n_pass), any_fit=bool(any_fit))
+    if best_vals[2] >= 0:
+        idx = int(best_vals[2])
+        best.rms, best.max_dist, best.k, best.sigma, best.dist = (float(best_vals[0]), float(best_vals[1]), idx // A,
+                                                                  b_sigma, b_dist)
     return best
 
 

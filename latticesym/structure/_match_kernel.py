@@ -29,16 +29,36 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "costs", "costs_python", "mappings", "mappings_python", "scan", "scan_python", "setup",
-           "setup_python"]
+__all__ = ["available", "costs", "costs_python", "finish", "finish_python", "mappings", "mappings_python", "scan",
+           "scan_python", "setup", "setup_python"]
 
 _lock = threading.Lock()
 _compiled: dict[str, Any] = {}
 
 
+def _image_table(G: Any, k: int, images: Any, ngn: Any) -> None:
+    """``ngn[m] = n_m G_k n_m`` for the images ``n_m`` (the constant of the image offsets)."""
+    for m in range(images.shape[0]):
+        a = images[m, 0]
+        b = images[m, 1]
+        c = images[m, 2]
+        ngn[m] = (G[k, 0, 0] * a * a + G[k, 1, 1] * b * b + G[k, 2, 2] * c * c
+                  + 2.0 * (G[k, 0, 1] * a * b + G[k, 0, 2] * a * c + G[k, 1, 2] * b * c))
+
+
 def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any, G: Any, ell: Any,
-                stol: float, images: Any) -> Any:
+                stol: float, images: Any, cost: Any, img: Any) -> Any:
     """The kernel's source (plain Python; compiled by :func:`scan`).
+
+    ``cost`` (``(cap + 1, n, n)``) and ``img`` (same shape, int8) receive, for the first ``cap``
+    conflicting candidates, the cost matrix (``1e20`` for an excluded pair) and the index of the
+    cheapest image of each allowed pair (slot ``cap`` is scratch), so that the caller hands them to
+    the assignment solver without computing them again.
+
+    The cheapest image of a pair is found from ``d2(w + n) = d2(w) + 2 n.(G w) + n G n``: the
+    offsets ``2 n.(G w) + n G n`` (``n G n`` tabulated per mapping) are compared, the first minimum
+    in ``images`` order kept, and the cost is then evaluated at that image as
+    ``u G u`` (``u = w + n``), the value the numpy path computes.
 
     Returns ``(best_rms, best_max, best_index, best_sigma, best_dist, any_fit, n_pass, conflicts,
     n_conflicts)``; ``best_index = k * A + c`` (-1 if no finished candidate), ``conflicts`` holds
@@ -48,6 +68,7 @@ def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any,
     n = fb.shape[0]
     A = P.shape[0]
     n_img = images.shape[0]
+    cap = cost.shape[0] - 1
     best_rms = np.inf
     best_max = np.nan
     best_index = -1
@@ -61,11 +82,14 @@ def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any,
     vec = np.empty((n, 3))
     used = np.zeros(n, dtype=np.bool_)
     dist = np.empty(n)
+    ngn = np.empty(n_img)
     for k in range(K):
         g00, g01, g02 = G[k, 0, 0], G[k, 0, 1], G[k, 0, 2]
         g11, g12, g22 = G[k, 1, 1], G[k, 1, 2], G[k, 2, 2]
         t0x, t1x, t2x = ftol[k, 0], ftol[k, 1], ftol[k, 2]
+        _image_table(G, k, images, ngn)
         for c in range(A):
+            slot = n_conf if n_conf < cap else cap
             p = P[c]
             q = Q[c]
             tx = fa_k[k, q, 0] - fb[p, 0]
@@ -79,6 +103,9 @@ def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any,
                 bx = 0.0
                 by = 0.0
                 bz = 0.0
+                for j in range(n):
+                    cost[slot, i, j] = 1e20
+                    img[slot, i, j] = -1
                 for j in range(n):
                     if za[j] != zb[i]:
                         continue
@@ -95,27 +122,29 @@ def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any,
                     if abs(wz) > t2x:
                         continue
                     found = True
-                    dmin = np.inf
-                    mx = 0.0
-                    my = 0.0
-                    mz = 0.0
+                    hx = 2.0 * (g00 * wx + g01 * wy + g02 * wz)
+                    hy = 2.0 * (g01 * wx + g11 * wy + g12 * wz)
+                    hz = 2.0 * (g02 * wx + g12 * wy + g22 * wz)
+                    omin = np.inf
+                    bm = 0
                     for m in range(n_img):
-                        ux = wx + images[m, 0]
-                        uy = wy + images[m, 1]
-                        uz = wz + images[m, 2]
-                        d2 = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
-                              + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
-                        if d2 < dmin:
-                            dmin = d2
-                            mx = ux
-                            my = uy
-                            mz = uz
+                        o = images[m, 0] * hx + images[m, 1] * hy + images[m, 2] * hz + ngn[m]
+                        if o < omin:
+                            omin = o
+                            bm = m
+                    ux = wx + images[bm, 0]
+                    uy = wy + images[bm, 1]
+                    uz = wz + images[bm, 2]
+                    dmin = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
+                            + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
+                    cost[slot, i, j] = dmin
+                    img[slot, i, j] = bm
                     if dmin < best:
                         best = dmin
                         bj = j
-                        bx = mx
-                        by = my
-                        bz = mz
+                        bx = ux
+                        by = uy
+                        bz = uz
                 if not found:
                     ok = False
                     break
@@ -138,30 +167,7 @@ def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any,
                 conflicts[n_conf] = k * A + c
                 n_conf += 1
                 continue
-            mx = 0.0
-            my = 0.0
-            mz = 0.0
-            for i in range(n):
-                mx += vec[i, 0]
-                my += vec[i, 1]
-                mz += vec[i, 2]
-            mx /= n
-            my /= n
-            mz /= n
-            dmax = 0.0
-            s2 = 0.0
-            for i in range(n):
-                ux = vec[i, 0] - mx
-                uy = vec[i, 1] - my
-                uz = vec[i, 2] - mz
-                d2 = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
-                      + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
-                d = np.sqrt(max(d2, 0.0)) / ell[k]
-                dist[i] = d
-                s2 += d * d
-                if d > dmax:
-                    dmax = d
-            rms = np.sqrt(s2 / n)
+            rms, dmax = _centred(vec, n, g00, g01, g02, g11, g12, g22, ell[k], dist)
             if dmax < stol:
                 any_fit = True
             if rms < best_rms:
@@ -174,18 +180,50 @@ def scan_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any,
     return best_rms, best_max, best_index, best_sigma, best_dist, any_fit, n_pass, conflicts, n_conf
 
 
+def _centred(vec: Any, n: int, g00: float, g01: float, g02: float, g11: float, g12: float, g22: float,
+             ell: float, dist: Any) -> Any:
+    """Mean displacement removed: ``dist_i = sqrt(v_i G v_i) / ell``; returns ``(rms, max)``."""
+    mx = 0.0
+    my = 0.0
+    mz = 0.0
+    for i in range(n):
+        mx += vec[i, 0]
+        my += vec[i, 1]
+        mz += vec[i, 2]
+    mx /= n
+    my /= n
+    mz /= n
+    dmax = 0.0
+    s2 = 0.0
+    for i in range(n):
+        ux = vec[i, 0] - mx
+        uy = vec[i, 1] - my
+        uz = vec[i, 2] - mz
+        d2 = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
+              + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
+        d = np.sqrt(max(d2, 0.0)) / ell
+        dist[i] = d
+        s2 += d * d
+        if d > dmax:
+            dmax = d
+    return np.sqrt(s2 / n), dmax
+
+
 def costs_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any, G: Any, images: Any,
-                 conf: Any, A: int, cost: Any, vec: Any) -> None:
-    """Cost matrices of the conflicting candidates ``conf`` (indices ``k * A + c``), as the numpy
-    path builds them: ``cost[r, i, j]`` the smallest squared image distance of an allowed pair
-    (``1e20`` otherwise) and ``vec[r, i, j]`` its fractional displacement (compiled by :func:`costs`)."""
+                 conf: Any, A: int, cost: Any, img: Any) -> None:
+    """Cost matrices of the conflicting candidates ``conf`` (indices ``k * A + c``) that did not fit
+    into the scan's buffer, exactly as :func:`scan_python` builds them: ``cost[r, i, j]`` the
+    squared distance at the cheapest image of an allowed pair (``1e20`` otherwise) and
+    ``img[r, i, j]`` that image's index (compiled by :func:`costs`)."""
     n = fb.shape[0]
     n_img = images.shape[0]
+    ngn = np.empty(n_img)
     for r in range(conf.shape[0]):
         k = conf[r] // A
         c = conf[r] % A
         g00, g01, g02 = G[k, 0, 0], G[k, 0, 1], G[k, 0, 2]
         g11, g12, g22 = G[k, 1, 1], G[k, 1, 2], G[k, 2, 2]
+        _image_table(G, k, images, ngn)
         p = P[c]
         q = Q[c]
         tx = fa_k[k, q, 0] - fb[p, 0]
@@ -194,9 +232,7 @@ def costs_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any
         for i in range(n):
             for j in range(n):
                 cost[r, i, j] = 1e20
-                vec[r, i, j, 0] = 0.0
-                vec[r, i, j, 1] = 0.0
-                vec[r, i, j, 2] = 0.0
+                img[r, i, j] = -1
                 if za[j] != zb[i]:
                     continue
                 wx = fa_k[k, j, 0] - fb[i, 0] - tx
@@ -207,19 +243,79 @@ def costs_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any
                 wz -= np.rint(wz)
                 if abs(wx) > ftol[k, 0] or abs(wy) > ftol[k, 1] or abs(wz) > ftol[k, 2]:
                     continue
-                dmin = np.inf
+                hx = 2.0 * (g00 * wx + g01 * wy + g02 * wz)
+                hy = 2.0 * (g01 * wx + g11 * wy + g12 * wz)
+                hz = 2.0 * (g02 * wx + g12 * wy + g22 * wz)
+                omin = np.inf
+                bm = 0
                 for m in range(n_img):
-                    ux = wx + images[m, 0]
-                    uy = wy + images[m, 1]
-                    uz = wz + images[m, 2]
-                    d2 = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
-                          + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
-                    if d2 < dmin:
-                        dmin = d2
-                        vec[r, i, j, 0] = ux
-                        vec[r, i, j, 1] = uy
-                        vec[r, i, j, 2] = uz
-                cost[r, i, j] = dmin
+                    o = images[m, 0] * hx + images[m, 1] * hy + images[m, 2] * hz + ngn[m]
+                    if o < omin:
+                        omin = o
+                        bm = m
+                ux = wx + images[bm, 0]
+                uy = wy + images[bm, 1]
+                uz = wz + images[bm, 2]
+                cost[r, i, j] = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
+                                 + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
+                img[r, i, j] = bm
+
+
+def finish_python(fa_k: Any, fb: Any, P: Any, Q: Any, G: Any, ell: Any, images: Any, stol: float, A: int,
+                  conf: Any, img: Any, sigma: Any, best: Any, best_sigma: Any, best_dist: Any) -> bool:
+    """Score the assigned conflicting candidates (compiled by :func:`finish`).
+
+    ``sigma[r]`` is the assignment of candidate ``conf[r]`` (from the solver); a candidate whose
+    assignment uses an excluded pair (``img == -1``) is dropped.  The displacement of pair
+    ``(i, sigma_i)`` is rebuilt from the translation and the stored image index (the same
+    floating-point operations as in the scan), the mean removed, and the candidate merged into
+    ``best = [rms, max, index]`` (with ``best_sigma``, ``best_dist``): it replaces the best when its
+    rms is smaller, or equal with a smaller index -- the first strict minimum in ``(k, c)`` order.
+    Returns whether some candidate has ``max < stol``.
+    """
+    n = fb.shape[0]
+    vec = np.empty((n, 3))
+    dist = np.empty(n)
+    any_fit = False
+    for r in range(conf.shape[0]):
+        k = conf[r] // A
+        c = conf[r] % A
+        p = P[c]
+        q = Q[c]
+        tx = fa_k[k, q, 0] - fb[p, 0]
+        ty = fa_k[k, q, 1] - fb[p, 1]
+        tz = fa_k[k, q, 2] - fb[p, 2]
+        ok = True
+        for i in range(n):
+            j = sigma[r, i]
+            m = img[r, i, j]
+            if m < 0:
+                ok = False
+                break
+            wx = fa_k[k, j, 0] - fb[i, 0] - tx
+            wx -= np.rint(wx)
+            wy = fa_k[k, j, 1] - fb[i, 1] - ty
+            wy -= np.rint(wy)
+            wz = fa_k[k, j, 2] - fb[i, 2] - tz
+            wz -= np.rint(wz)
+            vec[i, 0] = wx + images[m, 0]
+            vec[i, 1] = wy + images[m, 1]
+            vec[i, 2] = wz + images[m, 2]
+        if not ok:
+            continue
+        rms, dmax = _centred(vec, n, G[k, 0, 0], G[k, 0, 1], G[k, 0, 2], G[k, 1, 1], G[k, 1, 2], G[k, 2, 2],
+                             ell[k], dist)
+        if dmax < stol:
+            any_fit = True
+        idx = conf[r]
+        if rms < best[0] or (rms == best[0] and idx < best[2]):
+            best[0] = rms
+            best[1] = dmax
+            best[2] = idx
+            for i in range(n):
+                best_sigma[i] = sigma[r, i]
+                best_dist[i] = dist[i]
+    return any_fit
 
 
 def mappings_python(La: Any, lb: Any, pb_ang: Any, ltol: float, angle_tol: float, nmax: Any, r: float,
@@ -362,6 +458,11 @@ def available() -> bool:
     return True
 
 
+#: Helpers the kernels call; compiled (and bound to these module names) before the first kernel,
+#: since a compiled kernel can only call compiled functions.
+_HELPERS = ("_image_table", "_centred")
+
+
 def _get(name: str, src: Any) -> Any:
     fn = _compiled.get(name)
     if fn is not None:
@@ -372,7 +473,12 @@ def _get(name: str, src: Any) -> Any:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", numba.NumbaWarning)
-                _compiled[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(src)
+                jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+                if "_helpers" not in _compiled:
+                    for h in _HELPERS:
+                        globals()[h] = jit(globals()[h])
+                    _compiled["_helpers"] = True
+                _compiled[name] = jit(src)
         return _compiled[name]
 
 
@@ -384,6 +490,11 @@ def scan() -> Any:
 def costs() -> Any:
     """The compiled :func:`costs_python`."""
     return _get("costs", costs_python)
+
+
+def finish() -> Any:
+    """The compiled :func:`finish_python`."""
+    return _get("finish", finish_python)
 
 
 def mappings() -> Any:
