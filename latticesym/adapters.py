@@ -94,6 +94,10 @@ def _cell(lattice: ArrayLike, frac_coords: ArrayLike, species: ArrayLike) -> Cel
     f = f.reshape(-1, 3)
     if s.shape[0] != f.shape[0]:
         raise LatticeShapeError(f"{s.shape[0]} species for {f.shape[0]} atoms")
+    if s.size and s.dtype.kind in "USO":  # element symbols, as match() and canonicalize() take them
+        from latticesym.structure._layout import species_keys
+
+        s = species_keys(s, s.shape[0])[1]
     if s.size and s.dtype.kind not in "iu":
         if s.dtype.kind == "f" and np.array_equal(s, np.rint(s)):
             s = np.rint(s)
@@ -115,12 +119,15 @@ def as_cell(obj: Any) -> Cell:
     Accepts a :class:`Cell` or ``(lattice, frac_coords, species)`` tuple (also spglib's
     ``(lattice, positions, numbers[, magmoms])``), a pymatgen ``Structure``, an ASE
     ``Atoms``, a :class:`latticesym.datasets.Structure` (anything with ``lattice``,
-    ``frac_coords`` and ``species`` attributes) or a mapping with those keys.
+    ``frac_coords`` and ``species`` attributes) or a mapping with those keys.  Species are
+    atomic numbers or element symbols (``"Si"``); the cell holds atomic numbers.
 
     Examples
     --------
     >>> as_cell({"lattice": np.eye(3), "frac_coords": [[0, 0, 0]], "species": [1]}).species.tolist()
     [1]
+    >>> as_cell((np.eye(3), [[0, 0, 0], [0.5, 0.5, 0.5]], ["Si", "O"])).species.tolist()
+    [14, 8]
     """
     if isinstance(obj, Cell):
         return obj

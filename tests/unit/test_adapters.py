@@ -167,8 +167,13 @@ def test_as_cell_accepts_many_types():
         as_cell(42)
     with pytest.raises(ValueError, match="species"):
         as_cell((L, f, [6, 8]))
+    # element symbols are read as atomic numbers, as match() and canonicalize() read them
+    assert as_cell((L, f, ["C"])).species.tolist() == [6]
+    assert as_cell((L, np.zeros((2, 3)), np.array([b"Si", "O"], dtype=object))).species.tolist() == [14, 8]
+    with pytest.raises(ValueError, match="unknown element symbol 'Xx'"):
+        as_cell((L, f, ["Xx"]))
     with pytest.raises(ValueError, match="atomic numbers"):
-        as_cell((L, f, ["C"]))
+        as_cell((L, f, [6.5]))
 
 
 # --------------------------------------------------------------------------- io
