@@ -247,7 +247,7 @@ def _float_array(x: ArrayLike, name: str) -> NDArray[np.float64]:
 
 
 def diffcsp_lattice_from_parameters(lengths: ArrayLike, angles: ArrayLike) -> NDArray[np.float64]:
-    """Lattices from lengths (Å) and angles (degrees) in CDVAE/DiffCSP's orientation, batched.
+    r"""Lattices from lengths (Å) and angles (degrees) in CDVAE/DiffCSP's orientation, batched.
 
     This is the orientation of CDVAE's ``lattice_params_to_matrix`` (and pymatgen's
     ``Lattice.from_parameters``): c along z, a in the xz-plane, so fractional
@@ -271,6 +271,16 @@ def diffcsp_lattice_from_parameters(lengths: ArrayLike, angles: ArrayLike) -> ND
     LatticeShapeError
         A last axis that is not of length 3 (a scalar included), or leading dimensions that do
         not broadcast.
+
+    Notes
+    -----
+    Like CDVAE's ``lattice_params_to_matrix`` and pymatgen's ``from_parameters``, the values are
+    not validated, so a model's raw outputs map the same way they do in DiffCSP's own code: a
+    negative length gives the reversed vector, and angles that no cell has (say ``alpha + beta <
+    gamma``) make :math:`\cos\gamma^* = (\cos\alpha\cos\beta - \cos\gamma) / (\sin\alpha\sin\beta)`
+    leave ``[-1, 1]``; it is clipped, which gives a flat (singular) cell rather than NaN.  Check
+    such cells downstream (the reducers raise :class:`~latticesym.errors.SingularLatticeError`)
+    or with :func:`latticesym.structure.structure_validity`.  NaN and inf propagate.
 
     Examples
     --------
