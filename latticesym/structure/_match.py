@@ -297,6 +297,28 @@ def _niggli(L: NDArray[np.float64], what: str) -> NDArray[np.int64]:
         raise type(exc)(f"structure {what}: {exc}") from exc
 
 
+def _translations_numpy(
+    f: NDArray[np.float64], groups: list[NDArray[np.int64]], rare: NDArray[np.int64], ftol: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Translations ``f_j - f_rare[0]`` (``j`` in ``rare``) that map every site of each group onto a
+    site of the same group within ``2 ftol`` per axis (mod 1); groups taken smallest first."""
+    vecs = f[rare] - f[rare[0]]
+    for g in sorted(groups, key=len):  # keep the translations that map every site of g onto g
+        if not len(vecs):
+            break
+        rel = f[g][None, :, :] - f[g][:, None, :]  # (j, k): f_k - f_j
+        if len(vecs) * rel.size > 6_000_000:  # bounded memory: one site j at a time
+            for r in rel:
+                d = vecs[:, None, :] - r[None, :, :]
+                d = np.abs(d - np.round(d))
+                vecs = vecs[np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1)]
+            continue
+        d = vecs[:, None, None, :] - rel[None]
+        d = np.abs(d - np.round(d))
+        vecs = vecs[np.all(np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1), axis=-1)]
+    return vecs
+
+
 def _primitive(
     L: NDArray[np.float64], f: NDArray[np.float64], z: NDArray[np.int64], idx: NDArray[np.int64], tol: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
@@ -316,27 +338,33 @@ def _primitive(
     groups = [np.flatnonzero(z == s) for s in species]
     ftol = tol / np.linalg.norm(L, axis=1)
     rare = groups[int(np.argmin(counts))]
-    vecs = f[rare] - f[rare[0]]
-    for g in sorted(groups, key=len):  # keep the translations that map every site of g onto g
-        if not len(vecs):
-            break
-        rel = f[g][None, :, :] - f[g][:, None, :]  # (j, k): f_k - f_j
-        if len(vecs) * rel.size > 6_000_000:  # bounded memory: one site j at a time
-            for r in rel:
-                d = vecs[:, None, :] - r[None, :, :]
-                d = np.abs(d - np.round(d))
-                vecs = vecs[np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1)]
-            continue
-        d = vecs[:, None, None, :] - rel[None]
-        d = np.abs(d - np.round(d))
-        vecs = vecs[np.all(np.any(np.all(d <= 2 * ftol, axis=-1), axis=-1), axis=-1)]
+    compiled = _use_kernels()
+    if compiled:  # the same filter, compiled (the primitive search of a sample ran 0.2 ms in numpy)
+        from latticesym.structure import _match_kernel
+
+        by_size = sorted(groups, key=len)
+        order = np.ascontiguousarray(np.concatenate(by_size), dtype=np.int64)
+        starts = np.cumsum([0] + [len(g) for g in by_size]).astype(np.int64)
+        fc = np.ascontiguousarray(f, dtype=np.float64)
+        buf = np.empty((len(rare), 3))
+        nv = _match_kernel.translations()(fc, order, starts, np.ascontiguousarray(rare, dtype=np.int64),
+                                          np.ascontiguousarray(ftol), buf)
+        vecs = buf[:nv]
+    else:
+        vecs = _translations_numpy(f, groups, rare, ftol)
     non_nbrs: list[NDArray[np.bool_]] = []
     for det in [m for m in range(2, num_fu + 1) if num_fu % m == 0]:
         Hs, Hinvs = _hnf(det)
         # every row of inv(H) must be one of the translations (all H of this index at once)
-        d = Hinvs[:, :, None, :] - vecs[None, None, :, :]
-        d = np.abs(d - np.round(d))
-        keep = np.all(np.any(np.all(d < ftol, axis=-1), axis=-1), axis=-1)
+        if compiled:
+            keep = np.empty(len(Hs), dtype=np.bool_)
+            _match_kernel.hnf_keep()(Hinvs, np.ascontiguousarray(vecs), np.ascontiguousarray(ftol), keep)
+        else:
+            d = Hinvs[:, :, None, :] - vecs[None, None, :, :]
+            d = np.abs(d - np.round(d))
+            keep = np.all(np.any(np.all(d < ftol, axis=-1), axis=-1), axis=-1)
+        if not keep.any():
+            continue
         if keep.any() and not non_nbrs:  # sites may not merge with their neighbours in L
             for g in groups:
                 d = f[g][None, :, :] - f[g][:, None, :]

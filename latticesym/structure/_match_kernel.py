@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "costs", "costs_python", "finish", "finish_python", "mappings", "mappings_python", "scan",
-           "scan_python", "setup", "setup_python"]
+__all__ = ["available", "costs", "costs_python", "finish", "finish_python", "hnf_keep", "hnf_keep_python", "mappings",
+           "mappings_python", "scan", "scan_python", "setup", "setup_python", "translations", "translations_python"]
 
 _lock = threading.Lock()
 _compiled: dict[str, Any] = {}
@@ -449,6 +449,77 @@ def setup_python(fa: Any, M: Any, La: Any, pb: Any, stol: float, fa_k: Any, G: A
         ftol[k, 2] = 2.0 * stol * ell[k] * np.sqrt(c22 / dg)
 
 
+def translations_python(f: Any, order: Any, starts: Any, rare: Any, ftol: Any, out: Any) -> int:
+    """Candidate lattice translations of the primitive-cell search (compiled by :func:`translations`).
+
+    Starts from ``f[rare] - f[rare[0]]`` and keeps, group after group (``order[starts[g]:
+    starts[g + 1]]``: the site indices of group ``g``, groups in the caller's order), the vectors
+    ``v`` that map every site ``j`` of the group onto some site ``k`` of it:
+    ``|v - (f_k - f_j)|`` reduced mod 1 is ``<= 2 ftol`` on every axis.  Writes them, in order, into
+    ``out``; returns their number.  (``latticesym.structure._match._primitive`` in numpy.)
+    """
+    nv = rare.shape[0]
+    for r in range(nv):
+        for x in range(3):
+            out[r, x] = f[rare[r], x] - f[rare[0], x]
+    for g in range(starts.shape[0] - 1):
+        if nv == 0:
+            break
+        lo = starts[g]
+        hi = starts[g + 1]
+        kept = 0
+        for r in range(nv):
+            good = True
+            for jj in range(lo, hi):
+                j = order[jj]
+                hit = False
+                for kk in range(lo, hi):
+                    k = order[kk]
+                    close = True
+                    for x in range(3):
+                        d = out[r, x] - (f[k, x] - f[j, x])
+                        d = abs(d - np.rint(d))
+                        if not d <= 2 * ftol[x]:
+                            close = False
+                            break
+                    if close:
+                        hit = True
+                        break
+                if not hit:
+                    good = False
+                    break
+            if good:
+                for x in range(3):
+                    out[kept, x] = out[r, x]
+                kept += 1
+        nv = kept
+    return nv
+
+
+def hnf_keep_python(Hinv: Any, vecs: Any, ftol: Any, keep: Any) -> None:
+    """``keep[h]``: every row of ``Hinv[h]`` is, mod 1, within ``ftol`` (strict, per axis) of one
+    of ``vecs`` (compiled by :func:`hnf_keep`)."""
+    for h in range(Hinv.shape[0]):
+        ok = True
+        for row in range(3):
+            hit = False
+            for v in range(vecs.shape[0]):
+                close = True
+                for x in range(3):
+                    d = Hinv[h, row, x] - vecs[v, x]
+                    d = abs(d - np.rint(d))
+                    if not d < ftol[x]:
+                        close = False
+                        break
+                if close:
+                    hit = True
+                    break
+            if not hit:
+                ok = False
+                break
+        keep[h] = ok
+
+
 def available() -> bool:
     """Whether numba can be imported."""
     try:
@@ -495,6 +566,16 @@ def costs() -> Any:
 def finish() -> Any:
     """The compiled :func:`finish_python`."""
     return _get("finish", finish_python)
+
+
+def translations() -> Any:
+    """The compiled :func:`translations_python`."""
+    return _get("translations", translations_python)
+
+
+def hnf_keep() -> Any:
+    """The compiled :func:`hnf_keep_python`."""
+    return _get("hnf_keep", hnf_keep_python)
 
 
 def mappings() -> Any:
