@@ -205,3 +205,21 @@ def test_atheris_driver_runs_and_lets_untyped_errors_through(tmp_path: Path) -> 
               "try:\n    a.one_input(a.seed_input('matrix'))\nexcept IndexError:\n    print('caught')\n")
     out = subprocess.run([sys.executable, "-c", broken], capture_output=True, text=True, cwd=tmp_path)
     assert "caught" in out.stdout, out.stderr[-2000:]
+
+
+def test_hostile_options_catch_a_plain_valueerror_for_a_bad_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an entry point that validates its option with a plain ValueError (not OptionError) is a
+    # finding once the harness makes its options hostile; the real niggli_reduce is not
+    import latticesym
+
+    def sloppy(lattice: object, *, eps: float = 1e-5, max_iter: int = 1000) -> object:
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        return latticesym.niggli_reduce(lattice, eps=abs(eps) if eps == eps else 1e-5, max_iter=1000)
+
+    monkeypatch.setattr(h, "HOSTILE_OPTION_RATE", 1.0)
+    n = TARGETS["niggli_reduce"]
+    assert "valueerror" in _kinds(h.Target("sloppy", n.draw, sloppy, None), n=60)
+    assert "valueerror" not in _kinds(n, n=60)
+    opts = h.hostile_options(np.random.default_rng(0), h.Target("sloppy", n.draw, sloppy, None), {})
+    assert set(opts) <= {"eps", "max_iter"} and len(opts) == 1
