@@ -87,6 +87,9 @@ MAX_CANDIDATES = 200_000
 _IMAGES = np.array(list(product((-1, 0, 1), repeat=3)), dtype=np.float64)  # (27, 3)
 _EXCLUDED = 1e20  # cost of a pair the assignment may not use (pymatgen uses the same sentinel)
 _CONFLICT_BUFFER = 1 << 19  # cost-matrix entries the compiled scan keeps for the assignment solver
+_ASSIGN_BATCH = 8  # conflicting candidates assigned between two updates of the pruning threshold
+_BOUND_MARGIN = 1e-9  # relative slack: a candidate is pruned only when its bound clears the threshold by more
+_BOUND_SCALE = 1.0  # the bounds are used as proved (tests set it > 1 to show a bound too large is caught)
 
 
 # --------------------------------------------------------------------------- results
@@ -805,16 +808,33 @@ def _site_search(
     if n_conf:  # exact assignments (scipy) for the candidates whose nearest partners collide
         from scipy.optimize import linear_sum_assignment
 
-        finish = _match_kernel.finish()
+        finish, bounds = _match_kernel.finish(), _match_kernel.bounds()
         for lo in range(0, n_conf, cap):
             part = np.ascontiguousarray(conflicts[lo:min(n_conf, lo + cap)])
             if lo:  # past the scan's buffer: build these cost matrices again
                 _match_kernel.costs()(S.fa_k, fb, za, zb, S.P, S.Q, ftol, G, _IMAGES, part, A, cost, img)
-            sig = np.empty((len(part), n), dtype=np.int64)
-            for r in range(len(part)):
-                sig[r] = linear_sum_assignment(cost[r])[1]
-            any_fit |= finish(S.fa_k, fb, S.P, S.Q, G, S.ell, _IMAGES, float(stol), A, part, img, sig, best_vals,
-                              b_sigma, b_dist)
+            # provable lower bounds on each candidate's rms and largest distance (see
+            # _match_kernel.bounds_python): a candidate that can neither beat the best rms so far
+            # nor fit is never assigned; the most promising go first
+            lb_rms = np.empty(len(part))
+            lb_max = np.empty(len(part))
+            bounds(cost, len(part), S.ell, A, part, lb_rms, lb_max)
+            lb_rms *= _BOUND_SCALE
+            lb_max *= _BOUND_SCALE
+            order = np.argsort(lb_rms, kind="stable")
+            for start in range(0, len(order), _ASSIGN_BATCH):
+                todo = order[start:start + _ASSIGN_BATCH]
+                rms_ok = lb_rms[todo] <= best_vals[0] * (1 + _BOUND_MARGIN)
+                todo = todo[rms_ok | (False if any_fit else lb_max[todo] < stol * (1 + _BOUND_MARGIN))]
+                if not len(todo):
+                    if not rms_ok.all() and any_fit:  # sorted: no later candidate can beat the best
+                        break
+                    continue
+                sig = np.empty((len(todo), n), dtype=np.int64)
+                for r, t in enumerate(todo.tolist()):
+                    sig[r] = linear_sum_assignment(cost[t])[1]
+                any_fit |= finish(S.fa_k, fb, S.P, S.Q, G, S.ell, _IMAGES, float(stol), A, part[todo],
+                                  img[todo], sig, best_vals, b_sigma, b_dist)
     best = _Best(n_candidates=int(n_pass), any_fit=bool(any_fit))
     if best_vals[2] >= 0:
         idx = int(best_vals[2])

@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "costs", "costs_python", "finish", "finish_python", "hnf_keep", "hnf_keep_python", "mappings",
-           "mappings_python", "scan", "scan_python", "setup", "setup_python", "translations", "translations_python"]
+__all__ = ["available", "bounds", "bounds_python", "costs", "costs_python", "finish", "finish_python", "hnf_keep",
+           "hnf_keep_python", "mappings", "mappings_python", "scan", "scan_python", "setup", "setup_python",
+           "translations", "translations_python"]
 
 _lock = threading.Lock()
 _compiled: dict[str, Any] = {}
@@ -259,6 +260,75 @@ def costs_python(fa_k: Any, fb: Any, za: Any, zb: Any, P: Any, Q: Any, ftol: Any
                 cost[r, i, j] = (g00 * ux * ux + g11 * uy * uy + g22 * uz * uz
                                  + 2.0 * (g01 * ux * uy + g02 * ux * uz + g12 * uy * uz))
                 img[r, i, j] = bm
+
+
+def bounds_python(cost: Any, nc: int, ell: Any, A: int, conf: Any, lb_rms: Any, lb_max: Any) -> None:
+    """Lower bounds on the rms and the largest distance any assignment of a conflicting candidate
+    can reach after its mean displacement is removed (compiled by :func:`bounds`).
+
+    For candidate ``r`` (mapping ``k``) let ``sigma`` be the assignment the solver will return,
+    ``u_i`` the displacement of pair ``(i, sigma_i)`` (``|u_i|^2 = cost[r, i, sigma_i]`` in the
+    metric ``G_k``), ``C* = sum_i |u_i|^2`` the optimal cost and ``u_bar`` the mean displacement.
+    The scored quantity is ``Z = sum_i |u_i - u_bar|^2 = C* - n |u_bar|^2``.
+
+    - ``|u_i| >= m_i = sqrt(min_j cost[r, i, j])`` (the row minimum);
+    - ``n |u_bar|^2 = C* - Z <= C* <= U`` for the cost ``U`` of any feasible assignment (here the
+      greedy one: rows in order, each taking its cheapest free allowed column), and
+      ``|u_bar| <= (1/n) sum_i |u_i| <= (1/n) sum_i sqrt(max_{allowed j} cost[r, i, j])``;
+      so ``|u_bar| <= a``, the smaller of ``sqrt(U / n)`` and that mean;
+    - by the triangle inequality ``|u_i - u_bar| >= |u_i| - |u_bar| >= m_i - a``, hence
+      ``Z >= sum_i max(m_i - a, 0)^2`` and ``max_i |u_i - u_bar| >= max_i max(m_i - a, 0)``.
+
+    Divided by ``n`` and ``ell_k`` (``rms = sqrt(Z / n) / ell_k``): ``lb_rms[r] <= rms`` and
+    ``lb_max[r] <= max distance`` of whatever feasible assignment the solver returns (an infeasible
+    one is dropped, so its bounds need not hold).  ``cost[r]`` holds ``1e20`` for excluded pairs.
+    """
+    n = cost.shape[1]
+    used = np.zeros(n, dtype=np.bool_)
+    m = np.empty(n)
+    for r in range(nc):
+        k = conf[r] // A
+        greedy = 0.0
+        feasible = True
+        mean_max = 0.0
+        for j in range(n):
+            used[j] = False
+        for i in range(n):
+            rmin = np.inf
+            rmax = 0.0
+            gmin = np.inf
+            gj = -1
+            for j in range(n):
+                x = cost[r, i, j]
+                if x >= 1e20:
+                    continue
+                if x < rmin:
+                    rmin = x
+                if x > rmax:
+                    rmax = x
+                if not used[j] and x < gmin:
+                    gmin = x
+                    gj = j
+            m[i] = np.sqrt(max(rmin, 0.0))
+            mean_max += np.sqrt(max(rmax, 0.0))
+            if gj < 0:
+                feasible = False
+            else:
+                used[gj] = True
+                greedy += gmin
+        a = mean_max / n
+        if feasible and np.sqrt(greedy / n) < a:
+            a = np.sqrt(greedy / n)
+        z = 0.0
+        big = 0.0
+        for i in range(n):
+            d = m[i] - a
+            if d > 0.0:
+                z += d * d
+                if d > big:
+                    big = d
+        lb_rms[r] = np.sqrt(z / n) / ell[k]
+        lb_max[r] = big / ell[k]
 
 
 def finish_python(fa_k: Any, fb: Any, P: Any, Q: Any, G: Any, ell: Any, images: Any, stol: float, A: int,
@@ -561,6 +631,11 @@ def scan() -> Any:
 def costs() -> Any:
     """The compiled :func:`costs_python`."""
     return _get("costs", costs_python)
+
+
+def bounds() -> Any:
+    """The compiled :func:`bounds_python`."""
+    return _get("bounds", bounds_python)
 
 
 def finish() -> Any:
