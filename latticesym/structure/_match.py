@@ -1068,6 +1068,22 @@ def _match_chunk(pairs: Sequence[tuple[Any, Any]], kwargs: dict[str, Any]) -> li
     return out
 
 
+_WARM: list[bool] = []
+
+
+def _warm_kernels() -> None:
+    """Load every compiled kernel of the match path in this process (once): a small pair whose
+    candidates collide runs the primitive search, mappings, setup, scan, bounds and finish."""
+    if _WARM or not _use_kernels():
+        return
+    L = np.array([[3.1, 0.0, 0.0], [0.4, 3.7, 0.0], [0.3, -0.5, 4.3]])
+    f = np.array([[0.0, 0.0, 0.0], [0.31, 0.42, 0.23], [0.61, 0.17, 0.72], [0.12, 0.77, 0.52]])
+    g = f + np.array([[0.05, -0.04, 0.03], [-0.06, 0.05, 0.02], [0.04, 0.03, -0.05], [-0.03, -0.06, 0.04]])
+    z = np.full(4, 6)
+    match((L, f, z), (L, g, z))
+    _WARM.append(True)
+
+
 def match_batch(
     a: Sequence[Any],
     b: Sequence[Any],
@@ -1109,6 +1125,8 @@ def match_batch(
     if dask_client is None and (workers <= 1 or len(chunks) <= 1):
         parts = [func(c) for c in chunks]
     else:
+        if dask_client is None:
+            _warm_kernels()  # forked workers inherit the loaded kernels (each would load them: ~1 s)
         parts = map_chunks(func, chunks, workers=workers, dask_client=dask_client, sizes=[len(c) for c in chunks])
     rows = [r for part in parts for r in part]
     return MatchBatch(
