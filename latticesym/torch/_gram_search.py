@@ -64,6 +64,18 @@ def form(A: Any, B: Any, C: Any, xi: Any, eta: Any, zeta: Any,
             + 0.5 * (xi * (m1 * n2 + m2 * n1) + eta * (m0 * n2 + m2 * n0) + zeta * (m0 * n1 + m1 * n0)))
 
 
+def kform(A: Any, B: Any, C: Any, xi: Any, eta: Any, zeta: Any, kp: Any, i: int, j: int) -> Any:
+    """:func:`form` of rows ``i`` and ``j`` of the trie with their integer products taken from ``kp``
+    (:attr:`SearchTrie.kp`: ``kp[i, j] = (m0 n0, m1 n1, m2 n2, m1 n2 + m2 n1, m0 n2 + m2 n0, m0 n1 + m1 n0)``).
+
+    The same operations in the same order as :func:`form` once its products of the integer entries are
+    taken (they are exact), so the value is bit for bit :func:`form`'s (tested); the kernel saves the
+    nine products and three sums of ``m`` and ``n`` per evaluation.
+    """
+    return (A * kp[i, j, 0] + B * kp[i, j, 1] + C * kp[i, j, 2]
+            + 0.5 * (xi * kp[i, j, 3] + eta * kp[i, j, 4] + zeta * kp[i, j, 5]))
+
+
 def diag_term(q: Any, t: Any) -> Any:
     """One diagonal term ``(q - t)**2`` of the residual (``q = m_k G_p m_k^T``, ``t = G_t[k, k]``)."""
     d = q - t
@@ -110,6 +122,8 @@ class SearchTrie(NamedTuple):
     The walk's lookup tables: ``l1_of[r]`` the level-1 entry with row ``r`` (or -1), ``l2_of[a, r]``
     the child of ``a`` with row ``r`` (or -1), ``c_of[b, r]`` the candidate below ``b`` with third row
     ``r`` (or -1); rows are sorted, so ascending row order within a level is ``S`` order.
+    ``kp[r, u]`` (r, r, 6): the integer products of rows ``r`` and ``u`` that :func:`kform` takes; the rows
+    come in sign pairs, ``rows[r - 1 - u] == -rows[u]`` (so ``q`` of row ``u`` is computed once per pair).
     """
 
     mats: np.ndarray
@@ -125,6 +139,7 @@ class SearchTrie(NamedTuple):
     l1_of: np.ndarray
     l2_of: np.ndarray
     c_of: np.ndarray
+    kp: np.ndarray
 
 
 @lru_cache(maxsize=1)
@@ -173,9 +188,16 @@ def trie() -> SearchTrie:
             l2_of[a, l2_row[b]] = b
             for c in range(l2_lo[b], l2_hi[b]):
                 c_of[b, idx[c, 2]] = c
+    if not (rows[::-1] == -rows).all():
+        raise AssertionError("the rows of S must come in sign pairs, rows[r - 1 - u] == -rows[u]")
+    m, n = rows[:, None, :].astype(np.float64), rows[None, :, :].astype(np.float64)
+    kp = np.stack([m[..., 0] * n[..., 0], m[..., 1] * n[..., 1], m[..., 2] * n[..., 2],
+                   m[..., 1] * n[..., 2] + m[..., 2] * n[..., 1], m[..., 0] * n[..., 2] + m[..., 2] * n[..., 0],
+                   m[..., 0] * n[..., 1] + m[..., 1] * n[..., 0]], -1)
     return SearchTrie(mats.astype(np.float64), rows.astype(np.float64), np.array(l1_row, i64), np.array(l1_lo, i64),
                       np.array(l1_hi, i64), np.array(l2_row, i64), np.array(l2_lo, i64), np.array(l2_hi, i64),
-                      idx[:, 2].astype(i64), np.arange(1, len(mats), dtype=i64), l1_of, l2_of, c_of)
+                      idx[:, 2].astype(i64), np.arange(1, len(mats), dtype=i64), l1_of, l2_of, c_of,
+                      np.ascontiguousarray(kp))
 
 
 # --------------------------------------------------------------------------- the per-lattice bodies
@@ -206,19 +228,30 @@ def _select(q: Any, t: Any, lim: float, strict: bool, out: Any) -> int:
     return n
 
 
-def _best(g: Any, gt: Any, rows: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any, sel: Any
+def _diag_forms(A: float, B: float, C: float, xi: float, eta: float, zeta: float, kp: Any, q: Any) -> None:
+    """``q[r] = m_r G m_r^T`` for every row ``r`` of the trie, one :func:`kform` per sign pair
+    (``q`` of ``-m`` is ``q`` of ``m`` bit for bit: the integer products are the same)."""
+    n = kp.shape[0]
+    for r in range(n // 2):
+        v = kform(A, B, C, xi, eta, zeta, kp, r, r)
+        q[r] = v
+        q[n - 1 - r] = v
+
+
+def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any, sel: Any
           ) -> tuple[int, float]:
     """First minimiser of :func:`residual` over S (identity first), the trie pruned by the partial-sum bounds.
 
     The rows of each level are pre-selected by their own diagonal term against the identity's residual
-    (:func:`_select`); within a level they are visited in ascending order, which is ``S`` order.
+    (:func:`_select`); within a level they are visited in ascending order, which is ``S`` order.  Every
+    term is the one :func:`residual` computes (:func:`kform` is :func:`form` bit for bit), summed in the
+    same order.
     """
     A, B, C, xi, eta, zeta = g[0], g[1], g[2], g[3], g[4], g[5]
     gtt = (gt[0], gt[1], gt[2], gt[3], gt[4], gt[5])
     best = residual((A, B, C, xi, eta, zeta), gtt, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
     best_i = 0
-    for r in range(rows.shape[0]):
-        q[r] = form(A, B, C, xi, eta, zeta, rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 0], rows[r, 1], rows[r, 2])
+    _diag_forms(A, B, C, xi, eta, zeta, kp, q)
     s1, s2, s3 = sel[0], sel[1], sel[2]
     n1 = _select(q, gtt[0], best, True, s1)
     n2 = _select(q, gtt[1], best, True, s2)
@@ -239,8 +272,7 @@ def _best(g: Any, gt: Any, rows: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any,
             b2 = b1 + diag_term(q[r1], gtt[1])
             if not b2 < best:
                 continue
-            b2 = b2 + off_term(form(A, B, C, xi, eta, zeta, rows[r0, 0], rows[r0, 1], rows[r0, 2],
-                                    rows[r1, 0], rows[r1, 1], rows[r1, 2]), gtt[5])
+            b2 = b2 + off_term(kform(A, B, C, xi, eta, zeta, kp, r0, r1), gtt[5])
             if not b2 < best:
                 continue
             for i3 in range(n3):
@@ -251,15 +283,15 @@ def _best(g: Any, gt: Any, rows: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any,
                 b3 = b2 + diag_term(q[r2], gtt[2])
                 if not b3 < best:
                     continue
-                m = (rows[r0, 0], rows[r0, 1], rows[r0, 2], rows[r1, 0], rows[r1, 1], rows[r1, 2],
-                     rows[r2, 0], rows[r2, 1], rows[r2, 2])
-                d = b3 + last_terms((A, B, C, xi, eta, zeta), gtt, m)
+                # last_terms: the (1,3) then the (2,3) term, summed before they are added to b3
+                o = off_term(kform(A, B, C, xi, eta, zeta, kp, r0, r2), gtt[4])
+                d = b3 + (o + off_term(kform(A, B, C, xi, eta, zeta, kp, r1, r2), gtt[3]))
                 if d < best:
                     best, best_i = d, c_idx[c]
     return best_i, best
 
 
-def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any,
+def _automorphisms(gt: Any, tol: float, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any,
                    sel: Any, out: Any) -> int:
     """Indices (in S order, identity first) of the ``A`` in S with ``residual(gt, gt, A) <= tol``; their count."""
     A, B, C, xi, eta, zeta = gt[0], gt[1], gt[2], gt[3], gt[4], gt[5]
@@ -268,8 +300,7 @@ def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_of: Any, l2_of: An
     if residual(gtt, gtt, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)) <= tol:
         out[n] = 0
         n += 1
-    for r in range(rows.shape[0]):
-        q[r] = form(A, B, C, xi, eta, zeta, rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 0], rows[r, 1], rows[r, 2])
+    _diag_forms(A, B, C, xi, eta, zeta, kp, q)
     s1, s2, s3 = sel[0], sel[1], sel[2]
     n1 = _select(q, A, tol, False, s1)
     n2 = _select(q, B, tol, False, s2)
@@ -288,8 +319,7 @@ def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_of: Any, l2_of: An
             b2 = b1 + diag_term(q[r1], B)
             if not b2 <= tol:
                 continue
-            b2 = b2 + off_term(form(A, B, C, xi, eta, zeta, rows[r0, 0], rows[r0, 1], rows[r0, 2],
-                                    rows[r1, 0], rows[r1, 1], rows[r1, 2]), zeta)
+            b2 = b2 + off_term(kform(A, B, C, xi, eta, zeta, kp, r0, r1), zeta)
             if not b2 <= tol:
                 continue
             for i3 in range(n3):
@@ -300,9 +330,8 @@ def _automorphisms(gt: Any, tol: float, rows: Any, q: Any, l1_of: Any, l2_of: An
                 b3 = b2 + diag_term(q[r2], C)
                 if not b3 <= tol:
                     continue
-                m = (rows[r0, 0], rows[r0, 1], rows[r0, 2], rows[r1, 0], rows[r1, 1], rows[r1, 2],
-                     rows[r2, 0], rows[r2, 1], rows[r2, 2])
-                if b3 + last_terms(gtt, gtt, m) <= tol:
+                o = off_term(kform(A, B, C, xi, eta, zeta, kp, r0, r2), eta)
+                if b3 + (o + off_term(kform(A, B, C, xi, eta, zeta, kp, r1, r2), xi)) <= tol:
                     out[n] = c_idx[c]
                     n += 1
     return n
@@ -323,7 +352,7 @@ def _target_basis_sq(H: Any, P: Any, V: Any, Gt: Any, Y: Any, R: Any, VR: Any) -
     return s if s == s else np.inf
 
 
-def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any, l2_of: Any, c_of: Any,
+def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
               c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
               W: Any, auts: Any, MN: Any, V: Any, Gt: Any) -> float:
     """The no-grad part of the Gram-space loss for one lattice; returns the scale ``tr G_t / 3``.
@@ -347,7 +376,7 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any
     for k in range(6):
         g[k] = g[k] / s if finite else 0.0
         gt[k] = gt[k] / s
-    best, _ = _best(g, gt, rows, q, l1_of, l2_of, c_of, c_idx, sel)
+    best, _ = _best(g, gt, kp, q, l1_of, l2_of, c_of, c_idx, sel)
     _matmul3(mats[best], Np, MN)
     for a in range(3):
         for b in range(3):
@@ -363,7 +392,7 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any
         perm = perm and abs(Vt[a, 0]) + abs(Vt[a, 1]) + abs(Vt[a, 2]) == 1.0
     if perm:
         return s
-    m_aut = _automorphisms(gt, tol, rows, q, l1_of, l2_of, c_of, c_idx, sel, auts)
+    m_aut = _automorphisms(gt, tol, kp, q, l1_of, l2_of, c_of, c_idx, sel, auts)
     res_a = _target_basis_sq(MN, p, V, Gt, Y, R, VR)
     best_b, best_k = np.inf, -1
     for k in range(m_aut):
@@ -380,18 +409,18 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any
     return s
 
 
-def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, rows: Any, l1_of: Any, l2_of: Any, c_of: Any,
+def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
           c_idx: Any, tol: float,
           MN: Any, V: Any, Gt: Any, scale: Any) -> None:
     """:func:`_prep_one` for a batch (n, 3, 3); ``scale`` (n,) gets the scales."""
-    q = np.empty(rows.shape[0])
-    sel = np.empty((3, rows.shape[0]), np.int64)
+    q = np.empty(kp.shape[0])
+    sel = np.empty((3, kp.shape[0]), np.int64)
     g = np.empty(6)
     gt = np.empty(6)
     W = np.empty((7, 3, 3))
     auts = np.empty(mats.shape[0], np.int64)
     for i in range(p.shape[0]):
-        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, rows, l1_of, l2_of, c_of, c_idx, sel,
+        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, kp, l1_of, l2_of, c_of, c_idx, sel,
                              tol, q, g, gt, W, auts, MN[i], V[i], Gt[i])
 
 
@@ -413,7 +442,7 @@ def _nb_finish(*args: Any) -> None:  # bound to latticesym.reduce._numba's compi
     raise RuntimeError("_fused runs compiled only (see kernel())")
 
 
-def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_of: Any, l2_of: Any, c_of: Any,
+def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
            c_idx: Any, tol: float, gscale: float,
            loss: Any, grad: Any) -> int:
     """Reduce, search and differentiate in one pass per lattice (the CPU fast path of both losses).
@@ -435,8 +464,8 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_of: 
     tol1 = np.empty(1)
     Np = np.empty((3, 3))
     Nt = np.empty((3, 3))
-    q = np.empty(rows.shape[0])
-    sel = np.empty((3, rows.shape[0]), np.int64)
+    q = np.empty(kp.shape[0])
+    sel = np.empty((3, kp.shape[0]), np.int64)
     g = np.empty(6)
     gt = np.empty(6)
     W = np.empty((7, 3, 3))
@@ -480,28 +509,42 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, rows: Any, l1_of: 
                     grad[i, a, b] = g2 * d
             loss[i] = acc / 9.0
             continue
-        s = _prep_one(p[i], t[i], Np, Nt, mats, rows, l1_of, l2_of, c_of, c_idx, sel,
+        s = _prep_one(p[i], t[i], Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel,
                       tol, q, g, gt, W, auts, MN, V, Gt)
         _matmul3(MN, p[i], X)
+        finite = True
         for a in range(3):
             for b in range(3):
                 R[a, b] = (X[a, 0] * X[b, 0] + X[a, 1] * X[b, 1] + X[a, 2] * X[b, 2]) - Gt[a, b]
-        _matmul3(V, R, F)  # F = V R
-        acc = 0.0
-        for a in range(3):
-            for b in range(3):  # E <- V R V^T
-                E[a, b] = F[a, 0] * V[b, 0] + F[a, 1] * V[b, 1] + F[a, 2] * V[b, 2]
-                acc += E[a, b] * E[a, b]
+                finite = finite and np.isfinite(R[a, b])
         c9 = 9.0 * s * s
-        loss[i] = acc / c9
-        # E <- V^T E V, F <- E X, grad = 4 MN^T F / (9 s^2)
-        for a in range(3):
-            for b in range(3):
-                R[a, b] = V[0, a] * E[0, b] + V[1, a] * E[1, b] + V[2, a] * E[2, b]
-        for a in range(3):
-            for b in range(3):
-                E[a, b] = R[a, 0] * V[0, b] + R[a, 1] * V[1, b] + R[a, 2] * V[2, b]
-        _matmul3(E, X, F)
+        eye = (V[0, 0] == 1.0 and V[1, 1] == 1.0 and V[2, 2] == 1.0 and V[0, 1] == 0.0 and V[0, 2] == 0.0
+               and V[1, 0] == 0.0 and V[1, 2] == 0.0 and V[2, 0] == 0.0 and V[2, 1] == 0.0)
+        if eye and finite:
+            # V = I (term A, or a target given reduced): V R V^T and V^T E V are R and E exactly (1 x + 0 y
+            # + 0 z == x for finite y, z; only the sign of a zero can differ), so the four products are skipped
+            acc = 0.0
+            for a in range(3):
+                for b in range(3):
+                    acc += R[a, b] * R[a, b]
+            loss[i] = acc / c9
+            _matmul3(R, X, F)
+        else:
+            _matmul3(V, R, F)  # F = V R
+            acc = 0.0
+            for a in range(3):
+                for b in range(3):  # E <- V R V^T
+                    E[a, b] = F[a, 0] * V[b, 0] + F[a, 1] * V[b, 1] + F[a, 2] * V[b, 2]
+                    acc += E[a, b] * E[a, b]
+            loss[i] = acc / c9
+            # E <- V^T E V, F <- E X, grad = 4 MN^T F / (9 s^2)
+            for a in range(3):
+                for b in range(3):
+                    R[a, b] = V[0, a] * E[0, b] + V[1, a] * E[1, b] + V[2, a] * E[2, b]
+            for a in range(3):
+                for b in range(3):
+                    E[a, b] = R[a, 0] * V[0, b] + R[a, 1] * V[1, b] + R[a, 2] * V[2, b]
+            _matmul3(E, X, F)
         for a in range(3):
             for b in range(3):
                 grad[i, a, b] = g4 * (MN[0, a] * F[0, b] + MN[1, a] * F[1, b] + MN[2, a] * F[2, b]) / c9
@@ -535,7 +578,7 @@ def kernel() -> Any:
             # numba's own notices (e.g. a read-only cache directory) are not errors of ours
             warnings.simplefilter("ignore", numba.NumbaWarning)
             env = dict(globals())
-            jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+            jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
             for name in _HELPERS:
                 env[name] = jit(_rebound(globals()[name], env))
             fn = numba.njit(cache=True, nogil=True, error_model="numpy")(_rebound(_prep, env))
@@ -565,13 +608,13 @@ def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol
     n = p.shape[0]
     loss = np.empty(n)
     grad = np.empty((n, 3, 3))
-    bad = fn(p, t, float(eps), bool(gram), tr.mats, tr.rows, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol),
+    bad = fn(p, t, float(eps), bool(gram), tr.mats, tr.kp, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol),
              float(gscale), loss, grad)
     return loss, grad, int(bad)
 
 
-_HELPERS = ("form", "diag_term", "off_term", "last_terms", "residual", "_select", "_g6_rows", "_matmul3",
-            "_target_basis_sq", "_best", "_automorphisms", "_prep_one", "_cannot_start")
+_HELPERS = ("form", "kform", "_diag_forms", "diag_term", "off_term", "last_terms", "residual", "_select",
+            "_g6_rows", "_matmul3", "_target_basis_sq", "_best", "_automorphisms", "_prep_one", "_cannot_start")
 
 
 def _rebound(fn: Any, env: dict[str, Any]) -> Any:
@@ -594,7 +637,7 @@ def _run(fn: Any, p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, 
     V = np.empty((n, 3, 3))
     Gt = np.empty((n, 3, 3))
     scale = np.empty(n)
-    fn(p, t, Np, Nt, tr.mats, tr.rows, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol), MN, V, Gt, scale)
+    fn(p, t, Np, Nt, tr.mats, tr.kp, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol), MN, V, Gt, scale)
     return MN, V, Gt, scale
 
 

@@ -760,8 +760,19 @@ def _reduce_core(
 
         src = np.ascontiguousarray(flat.detach().cpu().numpy(), dtype=np.float64)
         t, _, g6, st, it, _ = arrays = output_arrays(n)
-        _reduce_numba.kernel("parallel" if n >= _PARALLEL_FROM else "serial")(
-            src, float(eps), int(max_iter), 0, *arrays)
+        if n >= _PARALLEL_FROM:
+            # numba's OpenMP layer shares the runtime with torch and leaves the calling thread's OpenMP
+            # thread count at numba's (measured: torch.get_num_threads() 1 -> 2 after one call), so a user's
+            # torch.set_num_threads(1) would silently stop holding: every later torch op ran on 2 threads,
+            # costing 2x CPU time for the same wall time.  Restored here.
+            threads = torch.get_num_threads()
+            try:
+                _reduce_numba.kernel("parallel")(src, float(eps), int(max_iter), 0, *arrays)
+            finally:
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+        else:
+            _reduce_numba.kernel("serial")(src, float(eps), int(max_iter), 0, *arrays)
         failed = np.flatnonzero(st != _kg.OK)
         if failed.size:
             reset = failed[_cannot_start(torch.from_numpy(src[failed])).numpy()]

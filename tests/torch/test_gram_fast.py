@@ -119,7 +119,7 @@ def _g6s(pred: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarr
 def _walk(g: np.ndarray, gt: np.ndarray, tr: gs.SearchTrie) -> np.ndarray:
     q = np.empty(len(tr.rows))
     sel = np.empty((3, len(tr.rows)), np.int64)
-    return np.array([gs._best(g[i], gt[i], tr.rows, q, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, sel)[0]
+    return np.array([gs._best(g[i], gt[i], tr.kp, q, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, sel)[0]
                      for i in range(len(g))])
 
 
@@ -208,3 +208,61 @@ def test_uncertified_targets_take_the_escalating_path() -> None:
         fast = lt.niggli_proxy_loss(pred, target, space=space, reduction="none")
         plain = (_loss._gram_space if space == "gram" else _loss._lattice_space)(pred, target, 1e-5, "torch")
         assert torch.allclose(fast, plain, rtol=1e-9, equal_nan=True)
+
+
+def _kform_mismatches(kp: np.ndarray, g: np.ndarray) -> int:
+    """Pairs of trie rows (and G6 vectors ``g``) where ``kform`` differs from ``form`` in any bit."""
+    rows = gs.trie().rows
+    bad = 0
+    for i in range(len(rows)):
+        for j in range(len(rows)):
+            ref = gs.form(*(g[:, k] for k in range(6)), *rows[i], *rows[j])
+            got = gs.kform(*(g[:, k] for k in range(6)), kp, i, j)
+            bad += int((ref.view(np.int64) != got.view(np.int64)).sum())
+    return bad
+
+
+def test_kernel_forms_equal_the_shared_form_bit_for_bit() -> None:
+    """``kform`` with the trie's integer products is ``form`` in every bit; the rows come in sign pairs."""
+    pred, target = _batch(9, noise=0.05)
+    g, gt = _g6s(pred, target)
+    tr = gs.trie()
+    assert (tr.rows[::-1] == -tr.rows).all()
+    assert _kform_mismatches(tr.kp, np.concatenate([g, gt])) == 0
+    broken = tr.kp.copy()
+    broken[3, 7, 4] += 1.0  # one wrong product
+    assert _kform_mismatches(broken, g) > 0
+
+
+_THREADS_SCRIPT = """
+import numpy as np, torch
+torch.set_num_threads(1)
+import latticesym.torch as lt
+from latticesym.reduce import _numba
+from latticesym.reduce._api import output_arrays
+cells = np.eye(3) * np.random.default_rng(0).uniform(1, 2, (4096, 3, 1))
+assert torch.get_num_threads() == 1
+if {raw}:  # the kernel without the library's guard: numba's first OpenMP launch
+    _numba.kernel("parallel")(cells, 1e-5, 1000, 0, *output_arrays(4096))
+else:
+    lt.niggli_reduce(torch.tensor(cells))
+print(torch.get_num_threads())
+"""
+
+
+def _threads_after_first_parallel_reduce(raw: bool) -> int:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT.format(raw=raw)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def test_a_large_batch_keeps_torch_thread_count() -> None:
+    """numba's first OpenMP launch sets the calling thread's OpenMP count (torch's too: 1 -> numba's); the
+    torch reducer restores it, so ``torch.set_num_threads(1)`` still holds after a 4096-cell batch."""
+    import numba
+
+    assert _threads_after_first_parallel_reduce(raw=False) == 1
+    if numba.config.NUMBA_NUM_THREADS > 1:  # the check can fail: the unguarded kernel does change it
+        assert _threads_after_first_parallel_reduce(raw=True) == numba.config.NUMBA_NUM_THREADS
