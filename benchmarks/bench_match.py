@@ -4,7 +4,8 @@
 All in one run, on the *same* 2000 pairs, so the ratios compare like with like:
 
 - ``match_batch`` over the 2000 pairs on all cores (process pool, one prepared structure per
-  distinct input);
+  distinct input), and the same on one process (``workers=1``: the ratio that does not depend
+  on how busy the other cores are);
 - a Python loop over ``StructureMatcher.get_rms_dist`` (what DiffCSP's evaluation calls per
   pair) and one over ``fit`` + ``get_rms_dist`` (what our result carries: both verdicts);
 - single-pair latency: :func:`latticesym.structure.match` vs ``get_rms_dist``, one pair at a
@@ -16,14 +17,18 @@ permuted copies, against copies with site noise (0.05 to 0.6 of ``(V/N)^(1/3)``)
 (0.1 to 0.4), and against another structure of the same composition -- the mix a CSP
 evaluation sees (most samples close to, some far from their reference).  pymatgen structures are
 built before the clock starts.  Each benchmark records its minimum seconds per pair; the ratios
-are printed at the end of the module and stored in the last benchmark's ``extra_info`` (no timed
-assertions).
+are printed at the end of the module (with the load average and the worker count), stored in
+the last benchmark's ``extra_info`` and written to ``benchmarks/match_results.md`` / ``.json``
+(``report.compute_match_ratios``; no timed assertions).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +39,7 @@ pytestmark = [pytest.mark.benchmark]
 SEED = 20261203
 N_PAIRS = 2000
 N_SINGLE = 200
-KW = {"ltol": 0.3, "stol": 0.5, "angle_tol": 10.0}
+KW: dict[str, Any] = {"ltol": 0.3, "stol": 0.5, "angle_tol": 10.0}
 
 Struct = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -98,6 +103,18 @@ def pmg_pairs(pairs: list[tuple[str, Struct, Struct]]) -> list[tuple[Any, Any]]:
 
 
 TIMINGS: dict[str, float] = {}
+HERE = Path(__file__).parent
+
+
+def _report() -> Any:
+    spec = importlib.util.spec_from_file_location("latticesym_bench_report", HERE / "report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REPORT = _report()
 
 
 def _record(benchmark: Any, key: str, n: int) -> None:
@@ -123,7 +140,18 @@ def test_match_batch_2000(benchmark: Any, pairs: list[tuple[str, Struct, Struct]
     assert len(out) == len(pairs)
     benchmark.extra_info["matched_by_rms"] = int(out.matched_by_rms.sum())
     benchmark.extra_info["workers"] = _workers()
-    _record(benchmark, "latticesym_batch", len(pairs))
+    _record(benchmark, REPORT.MATCH_BATCH, len(pairs))
+
+
+def test_match_batch_serial_2000(benchmark: Any, pairs: list[tuple[str, Struct, Struct]]) -> None:
+    from latticesym.structure import match, match_batch
+
+    match(pairs[0][1], pairs[0][2])
+    a = [p[1] for p in pairs]
+    b = [p[2] for p in pairs]
+    out = benchmark.pedantic(match_batch, args=(a, b), kwargs={"workers": 1, **KW}, rounds=2, warmup_rounds=0)
+    benchmark.extra_info["matched_by_rms"] = int(out.matched_by_rms.sum())
+    _record(benchmark, REPORT.MATCH_BATCH_SERIAL, len(pairs))
 
 
 def test_pymatgen_loop_rms_2000(benchmark: Any, pmg_pairs: list[tuple[Any, Any]]) -> None:
@@ -136,7 +164,7 @@ def test_pymatgen_loop_rms_2000(benchmark: Any, pmg_pairs: list[tuple[Any, Any]]
 
     got = benchmark.pedantic(loop, rounds=1, warmup_rounds=0)
     benchmark.extra_info["matched_by_rms"] = int(got)
-    _record(benchmark, "pymatgen_loop_rms", len(pmg_pairs))
+    _record(benchmark, REPORT.MATCH_PMG_RMS, len(pmg_pairs))
 
 
 def test_pymatgen_loop_fit_rms_2000(benchmark: Any, pmg_pairs: list[tuple[Any, Any]]) -> None:
@@ -148,7 +176,7 @@ def test_pymatgen_loop_fit_rms_2000(benchmark: Any, pmg_pairs: list[tuple[Any, A
         return sum(bool(sm.fit(x, y)) + (sm.get_rms_dist(x, y) is not None) for x, y in pmg_pairs)
 
     benchmark.pedantic(loop, rounds=1, warmup_rounds=0)
-    _record(benchmark, "pymatgen_loop_fit_rms", len(pmg_pairs))
+    _record(benchmark, REPORT.MATCH_PMG_FIT_RMS, len(pmg_pairs))
 
 
 def test_single_latticesym(benchmark: Any, pairs: list[tuple[str, Struct, Struct]]) -> None:
@@ -162,7 +190,7 @@ def test_single_latticesym(benchmark: Any, pairs: list[tuple[str, Struct, Struct
             match(a, b, **KW)
 
     benchmark.pedantic(loop, rounds=3, warmup_rounds=0)
-    _record(benchmark, "latticesym_single", len(few))
+    _record(benchmark, REPORT.MATCH_SINGLE, len(few))
 
 
 def test_single_pymatgen(benchmark: Any, pmg_pairs: list[tuple[Any, Any]]) -> None:
@@ -176,26 +204,31 @@ def test_single_pymatgen(benchmark: Any, pmg_pairs: list[tuple[Any, Any]]) -> No
             sm.get_rms_dist(x, y)
 
     benchmark.pedantic(loop, rounds=3, warmup_rounds=0)
-    _record(benchmark, "pymatgen_single", len(few))
+    _record(benchmark, REPORT.MATCH_SINGLE_PMG, len(few))
 
 
 def ratios(t: dict[str, float]) -> dict[str, float]:
-    """Speed ratios (> 1: latticesym faster) from seconds per pair."""
-    out = {}
-    if "latticesym_batch" in t and "pymatgen_loop_rms" in t:
-        out["batch_vs_pymatgen_get_rms_dist_loop"] = t["pymatgen_loop_rms"] / t["latticesym_batch"]
-    if "latticesym_batch" in t and "pymatgen_loop_fit_rms" in t:
-        out["batch_vs_pymatgen_fit_and_rms_loop"] = t["pymatgen_loop_fit_rms"] / t["latticesym_batch"]
-    if "latticesym_single" in t and "pymatgen_single" in t:
-        out["single_pair_latency_pymatgen_over_latticesym"] = t["pymatgen_single"] / t["latticesym_single"]
-    return out
+    """Speed ratios (> 1: latticesym faster) from seconds per pair (``report.compute_match_ratios``)."""
+    return dict(REPORT.compute_match_ratios(t))
 
 
 def test_match_ratios(benchmark: Any) -> None:
-    """Report the ratios of this run (printed with ``-s``; in ``extra_info`` of this benchmark)."""
+    """Report the ratios of this run (printed with ``-s``; in ``extra_info``; match_results.md/.json)."""
     r = ratios(TIMINGS)
     benchmark.pedantic(lambda: None, rounds=1)
     benchmark.extra_info.update({k: round(v, 2) for k, v in r.items()})
     benchmark.extra_info.update({f"seconds_per_pair_{k}": v for k, v in TIMINGS.items()})
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    env = {**REPORT.environment(), "workers": _workers(), "load_average_1_5_15": [round(x, 2) for x in load]}
     print("\nmatch benchmark ratios:", {k: round(v, 2) for k, v in r.items()})
     print("seconds per pair:", {k: f"{v:.3g}" for k, v in TIMINGS.items()})
+    print("environment:", env)
+    if not r:
+        return
+    per = ", ".join(f"{k} {v * 1e3:.3g}" for k, v in sorted(TIMINGS.items()))
+    context = (f"Measured in one run of `benchmarks/bench_match.py` on {N_PAIRS} pairs ({N_SINGLE} for the "
+               f"single-pair latency); minimum milliseconds per pair: {per}. Environment: "
+               + ", ".join(f"{k} {v}" for k, v in env.items()) + ".")
+    (HERE / "match_results.md").write_text(REPORT.format_match_markdown(r, context=context))
+    (HERE / "match_results.json").write_text(json.dumps({"ratios": r, "seconds_per_pair": TIMINGS,
+                                                         "environment": env}, indent=2, sort_keys=True) + "\n")

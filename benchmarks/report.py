@@ -12,6 +12,11 @@ lattice** under the names below; :func:`compute_ratios` turns them into
 - ``single_latency_vs_<peer>``: latticesym single-call latency / the peer's (acceptance for
   spglib: <= 3), on the same physical cells.
 
+The structure matcher's benchmark (``bench_match.py``) stores seconds **per pair** under the
+``MATCH_*`` keys; :func:`compute_match_ratios` gives its ratios against a Python loop over
+pymatgen's ``StructureMatcher`` on the same 2000 pairs (issue 11: >= 20 for the batch), written
+to ``benchmarks/match_results.md`` / ``.json`` by that benchmark.
+
 Use it from the benchmarks' ``conftest.py`` (automatic) or on a pytest-benchmark JSON file::
 
     pytest benchmarks -m benchmark --benchmark-only --benchmark-json=out.json
@@ -61,6 +66,52 @@ def compute_ratios(per_lattice: Mapping[str, float]) -> dict[str, float]:
             if single(peer) in t:
                 out[f"single_latency_vs_{peer}"] = t[SINGLE_LATTICESYM] / t[single(peer)]
     return out
+
+
+MATCH_BATCH = "match_batch_2000"
+MATCH_BATCH_SERIAL = "match_batch_serial_2000"
+MATCH_PMG_RMS = "match_pymatgen_loop_rms_2000"
+MATCH_PMG_FIT_RMS = "match_pymatgen_loop_fit_rms_2000"
+MATCH_SINGLE = "match_single_latticesym"
+MATCH_SINGLE_PMG = "match_single_pymatgen"
+
+#: (ratio name, numerator key, denominator key, what it compares, target)
+MATCH_RATIOS = (
+    ("batch_vs_pymatgen_get_rms_dist_loop", MATCH_PMG_RMS, MATCH_BATCH,
+     "`match_batch` (all cores) vs a loop over `get_rms_dist` (DiffCSP's call)", ">= 20x"),
+    ("batch_vs_pymatgen_fit_and_rms_loop", MATCH_PMG_FIT_RMS, MATCH_BATCH,
+     "`match_batch` (all cores) vs a loop over `fit` + `get_rms_dist` (both verdicts)", ""),
+    ("serial_batch_vs_pymatgen_get_rms_dist_loop", MATCH_PMG_RMS, MATCH_BATCH_SERIAL,
+     "`match_batch(workers=1)` (one process) vs the `get_rms_dist` loop", ""),
+    ("serial_batch_vs_pymatgen_fit_and_rms_loop", MATCH_PMG_FIT_RMS, MATCH_BATCH_SERIAL,
+     "`match_batch(workers=1)` (one process) vs the `fit` + `get_rms_dist` loop", ""),
+    ("single_pair_latency_pymatgen_over_latticesym", MATCH_SINGLE_PMG, MATCH_SINGLE,
+     "single-pair latency, `get_rms_dist` / `match`", ""),
+)
+
+
+def compute_match_ratios(per_pair: Mapping[str, float]) -> dict[str, float]:
+    """Matcher ratios (> 1: latticesym faster) from seconds per pair; missing inputs are left out.
+
+    Examples
+    --------
+    >>> compute_match_ratios({"match_batch_2000": 5e-4, "match_pymatgen_loop_rms_2000": 1.2e-2})
+    {'batch_vs_pymatgen_get_rms_dist_loop': 24.0}
+    """
+    t = {k: float(v) for k, v in per_pair.items() if v is not None and float(v) > 0}
+    return {name: t[num] / t[den] for name, num, den, _, _ in MATCH_RATIOS if num in t and den in t}
+
+
+def format_match_markdown(ratios: Mapping[str, float], *, context: str = "") -> str:
+    """The matcher's docs table (one row per ratio present)."""
+    rows = ["| comparison | ratio (latticesym faster) | target |", "|---|---|---|"]
+    for name, _, _, what, target in MATCH_RATIOS:
+        if name in ratios:
+            rows.append(f"| {what} | {ratios[name]:.1f}x | {target} |")
+    text = "\n".join(rows) + "\n"
+    if context:
+        text += f"\n{context}\n"
+    return text
 
 
 def format_markdown(ratios: Mapping[str, float], *, context: str = "") -> str:
@@ -120,13 +171,14 @@ def per_lattice_from_pytest_benchmark(data: Mapping[str, Any]) -> dict[str, floa
     """Minimum seconds per lattice from a ``--benchmark-json`` file's dict.
 
     Each benchmark stores its key and its lattice count in ``extra_info``
-    (``{"key": ..., "lattices": ...}``).
+    (``{"key": ..., "lattices": ...}``; the matcher's benchmarks ``"pairs"``: seconds per pair).
     """
     out: dict[str, float] = {}
     for b in data.get("benchmarks", []):
         extra = b.get("extra_info", {})
         if "key" in extra:
-            out[extra["key"]] = b["stats"]["min"] / max(int(extra.get("lattices", 1)), 1)
+            count = extra.get("lattices", extra.get("pairs", 1))
+            out[extra["key"]] = b["stats"]["min"] / max(int(count), 1)
     return out
 
 
@@ -137,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = json.loads(Path(args[0]).read_text())
     out = Path(args[1]) if len(args) == 2 else Path(__file__).parent
-    ratios = write_report(per_lattice_from_pytest_benchmark(data), out)
+    per = per_lattice_from_pytest_benchmark(data)
+    ratios = write_report(per, out)
     print(format_markdown(ratios))
+    match_ratios = compute_match_ratios(per)
+    if match_ratios:
+        print(format_match_markdown(match_ratios))
     return 0
 
 
