@@ -887,6 +887,7 @@ def match_prepared(
     max_triples: int = MAX_TRIPLES,
     max_mappings: int = MAX_MAPPINGS,
     max_candidates: int = MAX_CANDIDATES,
+    _formula_checked: bool = False,
 ) -> MatchResult:
     """:func:`match` on structures already passed through :func:`prepare_structure`."""
     prim = A.primitive_reduced or B.primitive_reduced
@@ -894,7 +895,7 @@ def match_prepared(
     out_b = B.lattice if prim else B.input_lattice
     if A.num_sites == 0 or B.num_sites == 0:
         return _empty_result("empty", out_a, out_b, primitive_reduced=prim)
-    if _reduced_formula(A.species) != _reduced_formula(B.species):
+    if not _formula_checked and _reduced_formula(A.species) != _reduced_formula(B.species):
         return _empty_result("composition", out_a, out_b, primitive_reduced=prim)
     if A.num_sites != B.num_sites:
         return _empty_result("site count", out_a, out_b, primitive_reduced=prim)
@@ -943,6 +944,18 @@ def _early_verdict(a: _Arrays, b: _Arrays) -> MatchResult | None:
     return None
 
 
+def _converted(s: Any, what: str, seen: dict[tuple[int, str], tuple[Any, _Arrays]] | None) -> _Arrays:
+    """:func:`_as_arrays`, once per input object of a batch chunk (``seen`` keeps the object alive,
+    so its ``id`` is not reused while the chunk runs; an error is raised again on each use)."""
+    if seen is None:
+        return _as_arrays(s, what)
+    key = (id(s), what)
+    got = seen.get(key)
+    if got is None or got[0] is not s:
+        got = seen[key] = (s, _as_arrays(s, what))
+    return got[1]
+
+
 def _prepare_cached(
     arr: _Arrays, primitive_cell: bool, primitive_tol: float, what: str, cache: dict[bytes, PreparedStructure] | None
 ) -> PreparedStructure:
@@ -974,6 +987,7 @@ def match(
     max_mappings: int = MAX_MAPPINGS,
     max_candidates: int = MAX_CANDIDATES,
     _cache: dict[bytes, PreparedStructure] | None = None,
+    _seen: dict[tuple[int, str], tuple[Any, _Arrays]] | None = None,
 ) -> MatchResult:
     """Match structure ``b`` onto structure ``a`` (StructureMatcher semantics, see the module doc).
 
@@ -1025,7 +1039,7 @@ def match(
     _check_tol(ltol, stol, angle_tol)
     if anchors not in ("one", "all"):
         raise LatticeError(f"anchors must be 'one' or 'all', got {anchors!r}")
-    arr_a, arr_b = _as_arrays(a, "a"), _as_arrays(b, "b")
+    arr_a, arr_b = _converted(a, "a", _seen), _converted(b, "b", _seen)
     early = _early_verdict(arr_a, arr_b)
     if early is not None:
         return early
@@ -1033,7 +1047,7 @@ def match(
     B = _prepare_cached(arr_b, primitive_cell, primitive_tol, "b", _cache)
     return match_prepared(A, B, ltol=ltol, stol=stol, angle_tol=angle_tol, scale=scale, anchors=anchors,
                           max_points=max_points, max_triples=max_triples, max_mappings=max_mappings,
-                          max_candidates=max_candidates)
+                          max_candidates=max_candidates, _formula_checked=True)
 
 
 # --------------------------------------------------------------------------- batches
@@ -1059,9 +1073,10 @@ def structures_from_ragged(
 def _match_chunk(pairs: Sequence[tuple[Any, Any]], kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
     out = []
     cache: dict[bytes, PreparedStructure] = {}  # a reference shared by many pairs is prepared once
+    seen: dict[tuple[int, str], tuple[Any, _Arrays]] = {}  # ... and validated once
     for a, b in pairs:
         try:
-            r = match(a, b, _cache=cache, **kwargs)
+            r = match(a, b, _cache=cache, _seen=seen, **kwargs)
             out.append((r.matched, r.rms, r.max_dist, r.matched_by_rms, r.reason, r.n_lattice_mappings))
         except LatticeError as exc:
             out.append((False, math.nan, math.nan, False, f"error: {type(exc).__name__}: {exc}", 0))
