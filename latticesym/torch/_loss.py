@@ -410,7 +410,7 @@ class _Fused(torch.autograd.Function):
             g = g.to(device)
         if grad_out.ndim:  # reduction "none": one factor per lattice
             grad_out = grad_out[..., None, None]
-        g = g * grad_out
+        g = g * grad_out  # a new tensor also when grad_out is 1: the graph may be run again (retain_graph)
         return (g if g.dtype == dtype else g.to(dtype)), None, None
 
 
@@ -437,7 +437,7 @@ def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction
     if bad:
         return None
     value = loss.reshape(pred.shape[:-2]) if reduction == "none" else np.asarray(
-        loss.mean() if reduction == "mean" else loss.sum())
+        np.add.reduce(loss) / n if reduction == "mean" else loss.sum())  # == loss.mean(), bit for bit
     out: Tensor = _Fused.apply(pred, value, grad.reshape(pred.shape))
     return out
 
