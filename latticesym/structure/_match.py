@@ -34,7 +34,10 @@ Speed: the lattice-mapping search, the per-mapping setup and the scan over all (
 translation) candidates run in numba kernels (:mod:`latticesym.structure._match_kernel`; a
 candidate is rejected at its first b-site without a partner, and one whose nearest partners are
 distinct is finished in the kernel, that being the optimal assignment); only candidates whose
-nearest partners collide go to ``scipy.optimize.linear_sum_assignment``.  ``SITE_BACKEND =
+nearest partners collide go to ``scipy.optimize.linear_sum_assignment``, on the cost matrices the
+scan kept, and only when their provable lower bounds on the centred rms and largest distance
+(:func:`latticesym.structure._match_kernel.bounds_python`) leave them a chance to beat the best
+rms so far or to fit.  ``SITE_BACKEND =
 "numpy"`` selects the all-numpy path, which gives the same answers (tested).  In
 :func:`match_batch`, each distinct input structure is prepared once per chunk.
 
