@@ -108,6 +108,27 @@ class NiggliResult:
             self.status) else ([] if self.status == ReduceStatus.OK else [()])
 
 
+class _keep_torch_threads:
+    """Restore torch's intra-op thread count around numba's parallel kernel, if torch is loaded.
+
+    numba's OpenMP layer shares the runtime with torch, and its first parallel launch leaves the
+    calling thread's OpenMP thread count at numba's (measured: ``torch.get_num_threads()`` 1 -> 2),
+    so a user's ``torch.set_num_threads(1)`` silently stops holding.  Nothing is imported here:
+    without torch in ``sys.modules`` there is nothing to restore.
+    """
+
+    def __enter__(self) -> None:
+        import sys
+
+        torch = sys.modules.get("torch")
+        self.torch = torch if torch is not None and hasattr(torch, "get_num_threads") else None
+        self.threads = self.torch.get_num_threads() if self.torch is not None else 0
+
+    def __exit__(self, *exc: object) -> None:
+        if self.torch is not None and self.torch.get_num_threads() != self.threads:
+            self.torch.set_num_threads(self.threads)
+
+
 # --------------------------------------------------------------------------- argument checks
 def _check_eps(eps: Any) -> float:
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
@@ -210,8 +231,11 @@ def _run_float(src: NDArray[np.float64], eps: float, max_iter: int, backend: str
     if backend.startswith("numba"):
         from latticesym.reduce import _numba
 
-        _numba.kernel("parallel" if backend == "numba-parallel" else "serial")(
-            src, eps, max_iter, skip, t, r, g6, st, it, tol)
+        if backend == "numba-parallel":
+            with _keep_torch_threads():
+                _numba.kernel("parallel")(src, eps, max_iter, skip, t, r, g6, st, it, tol)
+        else:
+            _numba.kernel("serial")(src, eps, max_iter, skip, t, r, g6, st, it, tol)
         return t, r, g6, st, it, tol
     from latticesym.reduce import _batch
 
