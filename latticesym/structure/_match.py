@@ -69,6 +69,7 @@ from latticesym.errors import (
     NonFiniteLatticeError,
     SingularLatticeError,
 )
+from latticesym.structure._canonical import integer_inverse
 
 __all__ = [
     "MatchBatch",
@@ -465,7 +466,7 @@ def _prepare_arrays(
     idx = np.arange(len(z), dtype=np.int64)
     T = _niggli(L, what)
     Lr = T.astype(np.float64) @ L
-    fr = _wrap(f @ np.linalg.inv(T.astype(np.float64)))
+    fr = _wrap(f @ _unimodular_inverse(T).astype(np.float64))
     reduced = False
     if primitive_cell and len(z) > 1:
         # pymatgen's order: the search recurses on the *unreduced* primitive cell ``inv(H) @ L``
@@ -481,8 +482,23 @@ def _prepare_arrays(
         if reduced:
             Tp = _niggli(Lp, what)
             Lr = Tp.astype(np.float64) @ Lp
-            fr = _wrap(fp @ np.linalg.inv(Tp.astype(np.float64)))
+            fr = _wrap(fp @ _unimodular_inverse(Tp).astype(np.float64))
     return PreparedStructure(Lr, fr, z, idx, L, T, reduced)
+
+
+def _unimodular_inverse(t: NDArray[Any]) -> NDArray[np.int64]:
+    """Exact inverse of an integer matrix with ``det == +-1`` (the reducer's transform).
+
+    ``np.linalg.inv`` of a transform with entries near 1e8 (sheared cells) is off by whole units:
+    its condition number is about ``|T|**2``, so the sites carried by it moved by fractions of the
+    cell (a re-based copy then failed to match itself; fuzz finding).  The int64 adjugate is exact
+    (numpy's integer products wrap modulo 2**64, and every minor is an entry of the inverse, which
+    fits), and so is ``det = t[0] . adj[:, 0]``.
+    """
+    m = np.asarray(t, dtype=np.int64)[None]
+    adj = integer_inverse(m)[0]
+    det = int((m[0, 0, :] * adj[:, 0]).sum())
+    return adj * det
 
 
 # --------------------------------------------------------------------------- lattice mappings
@@ -921,7 +937,7 @@ def match_prepared(
     if prim:
         transform = Mk
     else:  # back to the input bases: inv(T_b) @ M @ T_a (unimodular, so exactly integer)
-        Tb_inv = np.rint(np.linalg.inv(B.transform.astype(np.float64))).astype(np.int64)
+        Tb_inv = _unimodular_inverse(B.transform)
         transform = Tb_inv @ Mk @ A.transform
     rotation = _procrustes(length_scale * transform.astype(np.float64) @ out_a, out_b)
     rms_ok = best.rms < stol

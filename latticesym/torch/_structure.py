@@ -157,7 +157,18 @@ def canonicalize(lattices: torch.Tensor, frac: torch.Tensor, species: Any, n_ato
     carried = f[:, 0:1] * minv[:, 0, :] + f[:, 1:2] * minv[:, 1, :] + f[:, 2:3] * minv[:, 2, :]
     if orientation == "parameters" and len(ref.n_atoms):
         # in float64: a float32 solve fails on reduced bases of sheared cells that are far from singular
-        rot_expr = torch.linalg.solve(red.to(torch.float64), lat_expr.to(torch.float64)).transpose(1, 2).to(dtype)
+        try:
+            rot_expr = torch.linalg.solve(red.to(torch.float64), lat_expr.to(torch.float64)).transpose(1, 2).to(dtype)
+        except torch.linalg.LinAlgError as exc:  # T @ L lost the cell: an input entry near 1e19 next to 4's
+            dets = torch.linalg.det(red.detach().to(torch.float64))
+            bad = (dets.abs() == 0).nonzero().flatten().tolist() or list(range(len(dets)))
+            big = float(lattices.detach().abs().amax()) if lattices.numel() else 0.0
+            raise PrecisionError(
+                f"structures {bad[:10]}: the reduced basis T @ L recomputed in float64 is singular (det "
+                f"{[float(dets[i]) for i in bad[:3]]}; largest input entry {big:.3g}), so no rotation to the "
+                f"canonical frame exists in float64; rescale the cell or use "
+                f"latticesym.structure.canonicalize"
+            ) from exc
     else:
         rot_expr = torch.eye(3, dtype=dtype, device=dev).expand(len(ref.n_atoms), 3, 3)
     out_species = species[order] if isinstance(species, torch.Tensor) else ref.species

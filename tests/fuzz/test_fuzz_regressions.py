@@ -294,3 +294,47 @@ def test_torch_canonicalize_float32_sheared_cell_is_computed_or_a_typed_error() 
                         [77830.2578, 41498.4453, 47427.1406]])
     with contextlib.suppress(LatticeError):
         lt.canonicalize(lat, torch.tensor([[0.9721, 0.6219, 0.2133]]), torch.tensor([1]))
+
+
+
+# campaign 2026-12-03 (seed 6): a re-based copy of a sheared cell (reducer transforms with entries 5e7 and
+# 1e8) did not match itself: match carried the sites with np.linalg.inv of the transform, off by whole
+# units at that size (condition number ~|T|**2); now the exact integer inverse
+_SHEARED_PAIR = (
+    ((np.array([[88945.48221813445, 28650.551663135757, -75301.63178444996], [267.87275847674755,
+        11340.678028056644, -30204.166327067804], [-58680.80254041982, 2407.0091357040137,
+        -7079.29911617612]]), np.array([[0.09901839759692743, 0.31816503716148503, 0.4338226647948902],
+        [0.43847823927480034, 0.12292958202589199, 0.5129778821867029], [0.6746824630793921,
+        0.5152347274018393, 0.9115496769893505], [0.7594997834603859, 0.09050898391648032,
+        0.11917441995852329], [0.13713079444477794, 0.6253948370429746, 0.7993952605952911]]), ['Cl', 'C',
+        'Fe', 'C', 'Ti']), (np.array([[58412.92978194307, -13747.687163760656, 37283.46544324393],
+        [267.87275847674755, 11340.678028056644, -30204.166327067804], [206039.21454049734,
+        12495.855363671088, -30938.867225029913]]), np.array([[0.9263431505151529, 0.6888687820029056,
+        0.13713079444477794], [0.36814054001125496, 0.7853239747696674, 0.09901839759692743],
+        [0.6100656392636963, 0.17147346056438872, 0.43847823927480034], [0.7390853968518654,
+        0.9290025873330967, 0.6746824630793921], [0.3618260131207047, 0.2118347804975711,
+        0.7594997834603859]]), ['Ti', 'Cl', 'C', 'Fe', 'C']), True)
+)
+
+
+def test_match_rebased_sheared_copy_matches_itself() -> None:
+    from latticesym.structure import match
+
+    a, b = _SHEARED_PAIR[0], _SHEARED_PAIR[1]
+    r = match(a, b)
+    assert r.matched and r.rms < 1e-6, r
+
+
+def test_torch_canonicalize_lattice_entry_near_2_63_is_a_typed_error() -> None:
+    # the numpy canonicalizer reduces it, but T @ L recomputed in torch is singular in float64:
+    # torch.linalg.solve raised its own LinAlgError (untyped); now a PrecisionError with the numbers
+    torch = pytest.importorskip("torch")
+    import latticesym.torch as lt
+    from latticesym.errors import PrecisionError
+
+    lat = torch.tensor([[9.223372036854776e18, -4.25, -8.5], [4.25, -8.5, -8.5], [4.25, -12.75, -12.75]],
+                       dtype=torch.float64)
+    frac = torch.tensor([[0.50193942, 0.5, 0.5], [8.283e-05, 0.0, 0.0], [0.50220897, 0.0, 0.5],
+                         [0.50220897, 0.5, 0.0], [0.00177075, 0.5, 0.5]], dtype=torch.float64)
+    with pytest.raises(PrecisionError, match=r"9\.22e\+18"):
+        lt.canonicalize(lat, frac, torch.tensor([41, 83, 8, 8, 8]), sort=False)
