@@ -70,7 +70,7 @@ from latticesym.errors import (
 from latticesym.reduce import _batch, _kg
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.reduce._accurate import UNIT_ROUNDOFF, det3_with_bound, dot2
-from latticesym.reduce._api import _check_eps, _check_max_iter
+from latticesym.reduce._api import _check_eps, _check_max_iter, _keep_torch_threads
 from latticesym.reduce._context import CANCEL_RATIO_SQ, FLOAT_TINY, MAX_TRANSFORM
 
 __all__ = [
@@ -764,13 +764,9 @@ def _reduce_core(
             # numba's OpenMP layer shares the runtime with torch and leaves the calling thread's OpenMP
             # thread count at numba's (measured: torch.get_num_threads() 1 -> 2 after one call), so a user's
             # torch.set_num_threads(1) would silently stop holding: every later torch op ran on 2 threads,
-            # costing 2x CPU time for the same wall time.  Restored here.
-            threads = torch.get_num_threads()
-            try:
+            # costing 2x CPU time for the same wall time.  Restored here (the guard the numpy API uses too).
+            with _keep_torch_threads():
                 _reduce_numba.kernel("parallel")(src, float(eps), int(max_iter), 0, *arrays)
-            finally:
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
         else:
             _reduce_numba.kernel("serial")(src, float(eps), int(max_iter), 0, *arrays)
         failed = np.flatnonzero(st != _kg.OK)
