@@ -487,18 +487,13 @@ def _prepare_arrays(
 
 
 def _unimodular_inverse(t: NDArray[Any]) -> NDArray[np.int64]:
-    """Exact inverse of an integer matrix with ``det == +-1`` (the reducer's transform).
+    """Exact inverse of a reducer transform (``det == +1`` by the conventions): the shared int64 adjugate.
 
-    ``np.linalg.inv`` of a transform with entries near 1e8 (sheared cells) is off by whole units:
-    its condition number is about ``|T|**2``, so the sites carried by it moved by fractions of the
-    cell (a re-based copy then failed to match itself; fuzz finding).  The int64 adjugate is exact
-    (numpy's integer products wrap modulo 2**64, and every minor is an entry of the inverse, which
-    fits), and so is ``det = t[0] . adj[:, 0]``.
+    ``np.linalg.inv`` of a transform with entries near 1e8 (sheared cells) is off by whole units
+    (its condition number is about ``|T|**2``), so the sites carried by it moved by fractions of the
+    cell and a re-based copy failed to match itself (fuzz finding).
     """
-    m = np.asarray(t, dtype=np.int64)[None]
-    adj = integer_inverse(m)[0]
-    det = int((m[0, 0, :] * adj[:, 0]).sum())
-    return adj * det
+    return integer_inverse(np.asarray(t, dtype=np.int64)[None])[0]
 
 
 # --------------------------------------------------------------------------- lattice mappings
