@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from latticesym.reduce import _numba as _reduce_numba
+from latticesym.reduce._accurate import dot2
 from latticesym.reduce._kg import OK
 from latticesym.reduce._numba import WORK_SIZE
 
@@ -214,6 +215,66 @@ def _matmul3(a: Any, b: Any, out: Any) -> None:
             out[i, k] = a[i, 0] * b[0, k] + a[i, 1] * b[1, k] + a[i, 2] * b[2, k]
 
 
+def _imatmul3(a: Any, b: Any, out: Any) -> None:
+    r"""``a @ b`` for an integer-valued ``a`` (entries below :math:`2^{53}`), every entry by Dot2.
+
+    A reducing transform of a sheared or near-singular cell has entries up to :math:`10^{12}` and
+    more, and ``N @ L`` is then a sum of terms near :math:`10^{19}` that cancel to a vector of
+    length 3: the plain product loses every digit (fuzz finding, issue 13: a reduced target of
+    zeros, scale 0, an infinite loss).  Dot2 (Ogita, Rump & Oishi 2005;
+    :func:`latticesym.reduce._accurate.dot2`) is as accurate as a product in twice the precision,
+    :math:`|\mathrm{dot2}(t, x) - t^T x| \le u |t^T x| + \gamma_3^2 |t|^T |x|`; the operations
+    and their order are those of ``latticesym.torch._reduce._accurate_matmul``, so the kernel and
+    the tensor paths agree bit for bit.  Where Dot2 is not finite (an input entry past
+    :math:`2^{996}`, whose Veltkamp split overflows, or a non-finite input) the plain product is
+    kept, as ``_reduce._apply`` does.
+    """
+    for k in range(3):
+        x0, x1, x2 = b[0, k], b[1, k], b[2, k]
+        c0, c1, c2 = 134217729.0 * x0, 134217729.0 * x1, 134217729.0 * x2  # Veltkamp split, 2**27 + 1
+        h0, h1, h2 = c0 - (c0 - x0), c1 - (c1 - x1), c2 - (c2 - x2)
+        for i in range(3):
+            v = dot2(a[i, 0], a[i, 1], a[i, 2], x0, h0, x0 - h0, x1, h1, x1 - h1, x2, h2, x2 - h2)
+            out[i, k] = v if np.isfinite(v) else a[i, 0] * x0 + a[i, 1] * x1 + a[i, 2] * x2
+
+
+def _det2_exact(a: Any, b: Any, c: Any, d: Any) -> Any:
+    """``a * b - c * d`` for integer-valued floats, exact wherever the result is below ``2**53``.
+
+    Dekker's TwoProduct (Veltkamp's split) of both products, Knuth's TwoSum of the two heads, the
+    tails added last: the operations of ``latticesym.torch._reduce._adjugate_eft``, entry by entry.
+    """
+    p = a * b
+    ca, cb = a * 134217729.0, b * 134217729.0
+    ah, bh = ca - (ca - a), cb - (cb - b)
+    al, bl = a - ah, b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    q = c * d
+    cc, cd = c * 134217729.0, d * 134217729.0
+    ch, dh = cc - (cc - c), cd - (cd - d)
+    cl, dl = c - ch, d - dh
+    f = ((ch * dh - q) + ch * dl + cl * dh) + cl * dl
+    s = p + (-q)
+    r = s - p
+    t = (p - (s - r)) + (-q - r)
+    return s + (t + (e - f))
+
+
+def _iadj3(m: Any, out: Any) -> None:
+    """The adjugate of an integer-valued 3x3 ``m`` (exact for a unimodular one with entries below ``2**53``).
+
+    Column ``a`` is the cross product of rows ``a + 1`` and ``a + 2``; each 2x2 minor by
+    :func:`_det2_exact`.  The plain float products pass ``2**53`` once the entries pass about
+    ``9.5e7`` and the inverse of a reducer's transform then comes out wrong by whole units
+    (as in ``latticesym.torch.unimodular_inverse``).
+    """
+    for a in range(3):
+        b, c = (a + 1) % 3, (a + 2) % 3
+        for k in range(3):
+            k1, k2 = (k + 1) % 3, (k + 2) % 3
+            out[k, a] = _det2_exact(m[b, k1], m[c, k2], m[b, k2], m[c, k1])
+
+
 def _select(q: Any, t: Any, lim: float, strict: bool, out: Any) -> int:
     """Rows ``r`` (ascending) whose own diagonal term ``(q[r] - t)**2`` is ``< lim`` (``<= lim``); their count.
 
@@ -337,9 +398,8 @@ def _automorphisms(gt: Any, tol: float, kp: Any, q: Any, l1_of: Any, l2_of: Any,
     return n
 
 
-def _target_basis_sq(H: Any, P: Any, V: Any, Gt: Any, Y: Any, R: Any, VR: Any) -> float:
-    """``sum((V (H P (H P)^T - G_t) V^T)**2)`` (``V`` None-like: pass the identity), NaN read as inf."""
-    _matmul3(H, P, Y)
+def _target_basis_sq(Y: Any, V: Any, Gt: Any, R: Any, VR: Any) -> float:
+    """``sum((V (Y Y^T - G_t) V^T)**2)`` (``V`` None-like: pass the identity), NaN read as inf."""
     for i in range(3):
         for j in range(3):
             R[i, j] = (Y[i, 0] * Y[j, 0] + Y[i, 1] * Y[j, 1] + Y[i, 2] * Y[j, 2]) - Gt[i, j]
@@ -362,13 +422,13 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, 
     ``Gt`` (the reduced target's Gram matrix).  ``q``, ``sel``, ``g``, ``gt``, ``W`` (7, 3, 3), ``auts``: scratch.
     """
     X, Tr, Vt, Y, R, VR, H = W[0], W[1], W[2], W[3], W[4], W[5], W[6]
-    _matmul3(Nt, t, Tr)
+    _imatmul3(Nt, t, Tr)
     _g6_rows(Tr, gt)
     s = (gt[0] + gt[1] + gt[2]) / 3
     for a in range(3):
         for b in range(3):
             Gt[a, b] = Tr[a, 0] * Tr[b, 0] + Tr[a, 1] * Tr[b, 1] + Tr[a, 2] * Tr[b, 2]
-    _matmul3(Np, p, X)
+    _imatmul3(Np, p, X)
     _g6_rows(X, g)
     finite = True
     for k in range(6):
@@ -382,22 +442,20 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, 
         for b in range(3):
             V[a, b] = 1.0 if a == b else 0.0
     # the target's own basis V_t = adj(N_t) (det N_t = +1); a signed permutation needs no second term
-    for a in range(3):
-        b, c = (a + 1) % 3, (a + 2) % 3
-        Vt[0, a] = Nt[b, 1] * Nt[c, 2] - Nt[b, 2] * Nt[c, 1]
-        Vt[1, a] = Nt[b, 2] * Nt[c, 0] - Nt[b, 0] * Nt[c, 2]
-        Vt[2, a] = Nt[b, 0] * Nt[c, 1] - Nt[b, 1] * Nt[c, 0]
+    _iadj3(Nt, Vt)
     perm = True
     for a in range(3):
         perm = perm and abs(Vt[a, 0]) + abs(Vt[a, 1]) + abs(Vt[a, 2]) == 1.0
     if perm:
         return s
     m_aut = _automorphisms(gt, tol, kp, q, l1_of, l2_of, c_of, c_idx, sel, auts)
-    res_a = _target_basis_sq(MN, p, V, Gt, Y, R, VR)
+    # X <- M1 N_p P (Dot2); a candidate A M1 gives the basis A X (A in S has entries in {-1, 0, 1})
+    _imatmul3(MN, p, X)
+    res_a = _target_basis_sq(X, V, Gt, R, VR)
     best_b, best_k = np.inf, -1
     for k in range(m_aut):
-        _matmul3(mats[auts[k]], MN, H)
-        val = _target_basis_sq(H, p, Vt, Gt, Y, R, VR)
+        _matmul3(mats[auts[k]], X, Y)
+        val = _target_basis_sq(Y, Vt, Gt, R, VR)
         if val < best_b:
             best_b, best_k = val, auts[k]
     if best_b < res_a:
@@ -494,13 +552,9 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
                 Np[a, b] = (1.0 if a == b else 0.0) if reset else float(t1[0, a, b])
         if not gram:
             # t' = adj(N_p) (N_t T): the target carried into the prediction's basis
-            _matmul3(Nt, t[i], R)
-            for a in range(3):
-                b, c = (a + 1) % 3, (a + 2) % 3
-                E[0, a] = Np[b, 1] * Np[c, 2] - Np[b, 2] * Np[c, 1]
-                E[1, a] = Np[b, 2] * Np[c, 0] - Np[b, 0] * Np[c, 2]
-                E[2, a] = Np[b, 0] * Np[c, 1] - Np[b, 1] * Np[c, 0]
-            _matmul3(E, R, F)
+            _imatmul3(Nt, t[i], R)
+            _iadj3(Np, E)
+            _imatmul3(E, R, F)
             acc = 0.0
             for a in range(3):
                 for b in range(3):
@@ -511,7 +565,7 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
             continue
         s = _prep_one(p[i], t[i], Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel,
                       tol, q, g, gt, W, auts, MN, V, Gt)
-        _matmul3(MN, p[i], X)
+        _imatmul3(MN, p[i], X)
         finite = True
         for a in range(3):
             for b in range(3):
@@ -579,6 +633,7 @@ def kernel() -> Any:
             warnings.simplefilter("ignore", numba.NumbaWarning)
             env = dict(globals())
             jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+            env["dot2"] = jit(dot2)  # compiled in its own module (its splitter constant lives there)
             for name in _HELPERS:
                 env[name] = jit(_rebound(globals()[name], env))
             fn = numba.njit(cache=True, nogil=True, error_model="numpy")(_rebound(_prep, env))
@@ -614,7 +669,8 @@ def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol
 
 
 _HELPERS = ("form", "kform", "_diag_forms", "diag_term", "off_term", "last_terms", "residual", "_select",
-            "_g6_rows", "_matmul3", "_target_basis_sq", "_best", "_automorphisms", "_prep_one", "_cannot_start")
+            "_g6_rows", "_matmul3", "_imatmul3", "_det2_exact", "_iadj3", "_target_basis_sq", "_best",
+            "_automorphisms", "_prep_one", "_cannot_start")
 
 
 def _rebound(fn: Any, env: dict[str, Any]) -> Any:
@@ -660,6 +716,23 @@ def _mm3(a: Any, b: Any) -> Any:
             + a[:, :, 2, None] * b[:, None, 2, :])
 
 
+def _mm3_any(a: Any, b: Any) -> Any:
+    """:func:`_mm3` for broadcastable ``(..., 3, 3)`` tensors (the same order of operations)."""
+    return (a[..., :, 0, None] * b[..., None, 0, :] + a[..., :, 1, None] * b[..., None, 1, :]
+            + a[..., :, 2, None] * b[..., None, 2, :])
+
+
+def _dot2_mm(t: Any, x: Any, accurate: Any) -> Any:
+    """``t @ x`` for an integer-valued ``t``: Dot2 (``accurate``), the plain product where Dot2 is not finite.
+
+    The tensor form of :func:`_imatmul3` (same operations, same bits).
+    """
+    import torch
+
+    exact = accurate(t, x)
+    return torch.where(torch.isfinite(exact), exact, _mm3(t, x))
+
+
 def _g6_t(x: Any) -> tuple[Any, ...]:
     out = []
     for k, (i, j) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
@@ -681,18 +754,18 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False)
     """
     import torch
 
-    from latticesym.torch._reduce import unimodular_inverse
+    from latticesym.torch._reduce import _accurate_matmul, unimodular_inverse
 
     dev = p.device
     mats = _TORCH_TABLES.get(dev)
     if mats is None:
         mats = _TORCH_TABLES[dev] = torch.as_tensor(trie().mats, dtype=torch.float64, device=dev)
     m = tuple(mats.reshape(-1, 9)[None, :, k] for k in range(9))
-    Tr = _mm3(Nt, t)
+    Tr = _dot2_mm(Nt, t, _accurate_matmul)
     gt6 = _g6_t(Tr)
     s = (gt6[0] + gt6[1] + gt6[2]) / 3
     Gt = _mm3(Tr, Tr.transpose(-1, -2))
-    X = _mm3(Np, p)
+    X = _dot2_mm(Np, p, _accurate_matmul)
     g6 = _g6_t(X)
     finite = torch.isfinite(torch.stack(g6, -1)).all(-1)
     zero = torch.zeros_like(s)
@@ -715,12 +788,12 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False)
         sl = slice(lo, lo + TORCH_CHUNK)
         aut = (residual(tuple(v[sl] for v in gt), tuple(v[sl] for v in gt), m) <= tol) & need[sl, None]
         H = mats[None] @ MN[sl, None]  # (k, |S|, 3, 3)
-        Y = H @ p[sl, None]
+        Y1 = _dot2_mm(MN[sl], p[sl], _accurate_matmul)  # M1 N_p P, as the kernel's
+        Y = _mm3_any(mats[None], Y1[:, None])  # the bases A M1 N_p P, the kernel's order of operations
         R = Vt[sl, None] @ (Y @ Y.transpose(-1, -2) - Gt[sl, None]) @ Vt[sl, None].transpose(-1, -2)
         val = torch.where(aut, (R**2).sum((-1, -2)), torch.full_like(R[..., 0, 0], float("inf")))
         val = torch.where(torch.isnan(val), torch.full_like(val, float("inf")), val)
         best_b, arg = val.min(1)
-        Y1 = MN[sl] @ p[sl]
         res_a = ((Y1 @ Y1.transpose(-1, -2) - Gt[sl]) ** 2).sum((-1, -2))
         res_a = torch.where(torch.isnan(res_a), torch.full_like(res_a, float("inf")), res_a)
         use_b = best_b < res_a

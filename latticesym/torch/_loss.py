@@ -104,7 +104,15 @@ from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 from latticesym.errors import LatticeShapeError, OptionError
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.torch import _gram_search
-from latticesym.torch._reduce import _as_batch, _g6_of, _reduce_core, niggli_reduce, unimodular_inverse
+from latticesym.torch._reduce import (
+    _accurate_matmul,
+    _apply,
+    _as_batch,
+    _g6_of,
+    _reduce_core,
+    niggli_reduce,
+    unimodular_inverse,
+)
 
 __all__ = ["GramNiggliLoss", "LatticeLoss", "NiggliProxyLoss", "gram_mse", "lattice_from_lengths_angles",
            "neighbour_transforms", "niggli_proxy_loss"]
@@ -236,7 +244,8 @@ def _lattice_space(pred: Tensor, target: Tensor, eps: float, backend: str) -> Te
     flat_pred = pred.reshape(-1, 3, 3)
     with torch.no_grad():
         N_p, N_t, flat_t = _reduce_pair(pred, target, eps, backend)
-        t_prime = (unimodular_inverse(N_p) @ (N_t @ flat_t)).to(pred.dtype)
+        # Dot2 products: a sheared cell's transform has entries past 1e12 and the plain products cancel
+        t_prime = _int_matmul(unimodular_inverse(N_p), _int_matmul(N_t, flat_t)).to(pred.dtype)
     return ((flat_pred - t_prime) ** 2).mean((-1, -2))
 
 
@@ -258,6 +267,17 @@ def _best_candidates(gp: Tensor, gt: Tensor, tab: _SearchTable) -> Tensor:
     """Index in ``S`` of the candidate with the smallest reduced-basis residual (the first, on ties)."""
     return torch.cat([_argmin_rows(_scores(gp[lo : lo + _CHUNK], gt[lo : lo + _CHUNK], tab))
                       for lo in range(0, len(gp), _CHUNK)])
+
+
+def _int_matmul(t: Tensor, x: Tensor) -> Tensor:
+    """``t @ x`` for integer-valued float64 ``t``: Dot2 (``_reduce._accurate_matmul``), plain where not finite.
+
+    The transforms of sheared and near-singular cells have entries past :math:`10^{12}`; the plain
+    product ``N_t @ T`` then cancels to nothing (fuzz finding, issue 13: a reduced target of zeros,
+    scale 0, an infinite loss for a finite pair).
+    """
+    exact = _accurate_matmul(t, x)
+    return torch.where(torch.isfinite(exact), exact, t @ x)
 
 
 def _inf_for_nan(x: Tensor) -> Tensor:
@@ -283,7 +303,7 @@ def _gram_space(pred: Tensor, target: Tensor, eps: float, backend: str) -> Tenso
                                  for a in _gram_search.prep_numba(p_, t_, np_, nt_, tol))
         else:
             MN, V, G_t, scale = _gram_search.prep_torch(P, flat_t, N_p, N_t, tol)
-    Xg = MN @ flat_pred
+    Xg = _apply(MN, flat_pred)  # the Dot2 value of M N_p P, the gradient of the plain product
     Rg = V @ (Xg @ Xg.transpose(-1, -2) - G_t) @ V.transpose(-1, -2)
     return ((Rg**2).mean((-1, -2)) / scale**2).to(pred.dtype)
 
@@ -299,11 +319,11 @@ def _gram_space_dense(pred: Tensor, target: Tensor, eps: float, backend: str) ->
     with torch.no_grad():
         P = flat_pred.detach()
         N_p, N_t, flat_t = _reduce_pair(pred, target, eps, backend)
-        t_red = N_t @ flat_t
+        t_red = _int_matmul(N_t, flat_t)
         g_t = _g6_of(t_red)
         scale = g_t[:, :3].sum(-1) / 3
         G_t = t_red @ t_red.transpose(-1, -2)
-        X = N_p @ P
+        X = _int_matmul(N_p, P)
         # finite G6s for the search: a non-finite prediction gets the identity (its loss is NaN anyway)
         g_p = _g6_of(X)
         g_p = torch.where(torch.isfinite(g_p).all(-1)[:, None], g_p, torch.zeros_like(g_p)) / scale[:, None]
@@ -321,7 +341,7 @@ def _gram_space_dense(pred: Tensor, target: Tensor, eps: float, backend: str) ->
             MN_b, use_b = _term_b(P[sub], MN[sub], V_t[sub], G_t[sub], gt[sub], tab, tol)
             MN = MN.index_copy(0, sub, MN_b)
             V = eye.expand(len(X), 3, 3).index_copy(0, sub, torch.where(use_b[:, None, None], V_t[sub], eye))
-    Xg = MN @ flat_pred
+    Xg = _apply(MN, flat_pred)
     Rg = Xg @ Xg.transpose(-1, -2) - G_t
     if V is not None:
         Rg = V @ Rg @ V.transpose(-1, -2)
@@ -344,10 +364,10 @@ def _term_b(
     )
     row, cand = auts.nonzero(as_tuple=True)  # the identity is always among them
     H = tab.mats[cand] @ MN[row]
-    Y = H @ P[row]
+    Y1 = _int_matmul(MN, P)  # M1 N_p P; a candidate A M1 gives the basis A Y1 (A has entries in {-1, 0, 1})
+    Y = tab.mats[cand] @ Y1[row]
     RB = V[row] @ (Y @ Y.transpose(-1, -2) - G_t[row]) @ V[row].transpose(-1, -2)
     val = _inf_for_nan((RB**2).sum((-1, -2)))
-    Y1 = MN @ P
     res_a = _inf_for_nan(((Y1 @ Y1.transpose(-1, -2) - G_t) ** 2).sum((-1, -2)))
     best_b = torch.full_like(res_a, float("inf")).scatter_reduce(0, row, val, "amin")
     # the first pair of each row that attains its minimum
@@ -377,7 +397,7 @@ def gram_mse(pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: floa
     batch = tuple(pred.shape[:-2])
     with torch.no_grad():
         _, N_t, flat_t = _reduce_pair(pred.detach(), target.detach(), eps, "auto")
-        scale = _g6_of(N_t @ flat_t)[:, :3].sum(-1) / 3
+        scale = _g6_of(_int_matmul(N_t, flat_t))[:, :3].sum(-1) / 3
     p = pred.reshape(-1, 3, 3).to(_F64)
     t = target.detach().reshape(-1, 3, 3).to(_F64)
     per = (((p @ p.transpose(-1, -2) - t @ t.transpose(-1, -2)) ** 2).mean((-1, -2)) / scale**2).to(pred.dtype)

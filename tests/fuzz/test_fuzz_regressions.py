@@ -338,3 +338,104 @@ def test_torch_canonicalize_lattice_entry_near_2_63_is_a_typed_error() -> None:
                          [0.50220897, 0.5, 0.0], [0.00177075, 0.5, 0.5]], dtype=torch.float64)
     with pytest.raises(PrecisionError, match=r"9\.22e\+18"):
         lt.canonicalize(lat, frac, torch.tensor([41, 83, 8, 8, 8]), sort=False)
+
+
+# campaign 2026-12-03 (seed 7): proxy_gram returned inf for a finite pair.  The target is sheared and
+# numerically near-singular (rows near 1e7, det -1.3e4, condition 1.3e17); its reducing transform has
+# entries up to 3.4e12, so N_t @ T is a sum of terms near 3e19 that cancel to rows of length 3-136.  The
+# plain float64 product gave a reduced target of zeros, scale 0 and loss inf (and the plain adjugate of
+# N_t, products past 2**53, a wrong target basis); now Dot2 products and the exact adjugate.
+_GRAM_PRED = [[-1.4037890947803744, 3.1748475740548763, -1.603532888612215],
+              [-58515.58057776227, -54436.55340978883, -113576.44816121008],
+              [-2.3012407250473945, -1.7570816641405467, 2.4977097142966596]]
+_GRAM_TARGET = [[-7580257.37140657, -750867.5070087125, -3656503.2509986246],
+                [4406105.161656884, -2357984.507835866, -210987.03825172153],
+                [7924566.570255531, -5070940.392015579, -1073419.4584148433]]
+
+
+def _gram_pair():  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    return torch.tensor([_GRAM_PRED], dtype=torch.float64), torch.tensor([_GRAM_TARGET], dtype=torch.float64)
+
+
+def _exact_gram_loss_term_a(pred: np.ndarray, target: np.ndarray) -> float:
+    """min over S of ||M G_p M^T - G_t||_F^2 / (9 s^2), exactly (Fractions), from the exact reduced cells."""
+    from fractions import Fraction
+
+    import latticesym as ls
+    from latticesym.reduce._accurate import exact_matmul
+    from latticesym.torch import neighbour_transforms
+
+    def gram(x: list[list[Fraction]]) -> list[list[Fraction]]:
+        return [[sum((x[i][k] * x[j][k] for k in range(3)), Fraction(0)) for j in range(3)] for i in range(3)]
+
+    Gp = gram(exact_matmul(ls.niggli_reduce(pred).transform, pred))
+    Gt = gram(exact_matmul(ls.niggli_reduce(target).transform, target))
+    s = (Gt[0][0] + Gt[1][1] + Gt[2][2]) / 3
+    best = None
+    for M in neighbour_transforms().tolist():
+        H = [[sum(M[i][a] * Gp[a][b] * M[j][b] for a in range(3) for b in range(3)) for j in range(3)]
+             for i in range(3)]
+        r = sum((H[i][j] - Gt[i][j]) ** 2 for i in range(3) for j in range(3))
+        best = r if best is None or r < best else best
+    assert best is not None
+    return float(best / (9 * s * s))
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch", "dense"])
+def test_proxy_gram_near_singular_sheared_target_is_finite_and_exact(backend: str) -> None:
+    torch = pytest.importorskip("torch")
+    import latticesym.torch as lt
+    from latticesym.torch import _loss
+
+    pred, target = _gram_pair()
+    p = pred.clone().requires_grad_()
+    if backend == "dense":
+        loss = _loss._gram_space_dense(p, target, 1e-5, "auto")
+    else:
+        loss = lt.niggli_proxy_loss(p, target, space="gram", reduction="none", backend=backend)
+    loss.sum().backward()
+    assert p.grad is not None and bool(torch.isfinite(loss).all()) and bool(torch.isfinite(p.grad).all())
+    # the target's own basis is no better here (V = I), so the loss is the exact term-A minimum
+    exact = _exact_gram_loss_term_a(np.array(_GRAM_PRED), np.array(_GRAM_TARGET))
+    got = float(loss.detach()[0])
+    assert abs(got - exact) <= 1e-9 * exact, (got, exact)
+
+
+def test_proxy_lattice_near_singular_sheared_target_carries_the_exact_reduced_target() -> None:
+    pytest.importorskip("torch")
+    import latticesym as ls
+    import latticesym.torch as lt
+    from latticesym.reduce._accurate import exact_matmul
+
+    pred, target = _gram_pair()
+    T = np.array(_GRAM_TARGET)
+    Tr = np.array(exact_matmul(ls.niggli_reduce(T).transform, T), dtype=float)
+    P = np.array(_GRAM_PRED)
+    N_p = ls.niggli_reduce(P).transform
+    t_prime = np.array(exact_matmul(np.round(np.linalg.inv(N_p)).astype(np.int64), Tr), dtype=float)
+    want = float(((P - t_prime) ** 2).mean())
+    for backend in ("auto", "torch"):
+        got = float(lt.niggli_proxy_loss(pred, target, space="lattice", backend=backend))
+        assert abs(got - want) <= 1e-9 * want, (backend, got, want)
+
+
+def test_plain_products_in_the_gram_search_are_caught() -> None:
+    """The old plain ``N_t @ T`` (and plain adjugate) in the search's preparation gives scale 0 on this pair."""
+    pytest.importorskip("torch")
+    from latticesym.torch import _gram_search as gs
+    from latticesym.torch import _loss
+
+    pred, target = _gram_pair()
+    N_p, N_t, flat_t = _loss._reduce_pair(pred, target, 1e-5, "auto")
+    arrays = [np.ascontiguousarray(x.numpy()) for x in (pred, flat_t, N_p, N_t)]
+    good = gs.prep_python(*arrays, 1e-12)
+    assert float(good[3][0]) > 1e3  # tr G_t / 3 of the reduced target, about 6218
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(gs, "_imatmul3", gs._matmul3)
+        with np.errstate(all="ignore"):
+            broken = gs.prep_python(*arrays, 1e-12)
+    finally:
+        mp.undo()
+    assert not float(broken[3][0]) > 1e3
