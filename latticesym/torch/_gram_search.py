@@ -412,23 +412,25 @@ def _target_basis_sq(Y: Any, V: Any, Gt: Any, R: Any, VR: Any) -> float:
     return s if s == s else np.inf
 
 
-def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
-              c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
-              W: Any, auts: Any, MN: Any, V: Any, Gt: Any) -> float:
+def _prep_core(X: Any, Tr: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
+               c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
+               W: Any, auts: Any, M: Any, MN: Any, V: Any, Gt: Any) -> float:
     """The no-grad part of the Gram-space loss for one lattice; returns the scale ``tr G_t / 3``.
 
-    ``p``, ``t``: prediction and target (3, 3), ``Np``, ``Nt`` their reducing transforms (float64).
-    Writes ``MN`` (the chosen ``M N_p``), ``V`` (the basis of the residual: identity or ``inv(N_t)``),
-    ``Gt`` (the reduced target's Gram matrix).  ``q``, ``sel``, ``g``, ``gt``, ``W`` (7, 3, 3), ``auts``: scratch.
+    ``X``, ``Tr``: the reduced prediction ``N_p P`` and the reduced target ``N_t T`` (3, 3), formed
+    accurately by the caller (the reducer's rows or Dot2); ``Np``, ``Nt`` the reducing transforms
+    (float64).  Writes ``M`` (the chosen candidate: ``M1``, or ``A M1`` in the target's basis),
+    ``MN = M N_p``, ``V`` (the basis of the residual: identity or ``inv(N_t)``) and ``Gt`` (the
+    reduced target's Gram matrix).  The candidate bases are ``M X``: ``M`` has small entries (those of
+    S, or a product of two), so the plain products are as accurate as ``X``.  ``q``, ``sel``, ``g``,
+    ``gt``, ``W`` (>= 5, 3, 3), ``auts``: scratch.
     """
-    X, Tr, Vt, Y, R, VR, H = W[0], W[1], W[2], W[3], W[4], W[5], W[6]
-    _imatmul3(Nt, t, Tr)
+    Vt, Y, R, VR, X1 = W[0], W[1], W[2], W[3], W[4]
     _g6_rows(Tr, gt)
     s = (gt[0] + gt[1] + gt[2]) / 3
     for a in range(3):
         for b in range(3):
             Gt[a, b] = Tr[a, 0] * Tr[b, 0] + Tr[a, 1] * Tr[b, 1] + Tr[a, 2] * Tr[b, 2]
-    _imatmul3(Np, p, X)
     _g6_rows(X, g)
     finite = True
     for k in range(6):
@@ -437,10 +439,11 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, 
         g[k] = g[k] / s if finite else 0.0
         gt[k] = gt[k] / s
     best, _ = _best(g, gt, kp, q, l1_of, l2_of, c_of, c_idx, sel)
-    _matmul3(mats[best], Np, MN)
     for a in range(3):
         for b in range(3):
+            M[a, b] = mats[best, a, b]
             V[a, b] = 1.0 if a == b else 0.0
+    _matmul3(M, Np, MN)
     # the target's own basis V_t = adj(N_t) (det N_t = +1); a signed permutation needs no second term
     _iadj3(Nt, Vt)
     perm = True
@@ -449,22 +452,37 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, 
     if perm:
         return s
     m_aut = _automorphisms(gt, tol, kp, q, l1_of, l2_of, c_of, c_idx, sel, auts)
-    # X <- M1 N_p P (Dot2); a candidate A M1 gives the basis A X (A in S has entries in {-1, 0, 1})
-    _imatmul3(MN, p, X)
-    res_a = _target_basis_sq(X, V, Gt, R, VR)
+    _matmul3(M, X, X1)  # the basis M1 N_p P; a candidate A M1 gives A X1
+    res_a = _target_basis_sq(X1, V, Gt, R, VR)
     best_b, best_k = np.inf, -1
     for k in range(m_aut):
-        _matmul3(mats[auts[k]], X, Y)
+        _matmul3(mats[auts[k]], X1, Y)
         val = _target_basis_sq(Y, Vt, Gt, R, VR)
         if val < best_b:
             best_b, best_k = val, auts[k]
     if best_b < res_a:
-        _matmul3(mats[best_k], MN, H)
+        _matmul3(mats[best_k], MN, Y)
+        _matmul3(mats[best_k], M, R)
         for a in range(3):
             for b in range(3):
-                MN[a, b] = H[a, b]
+                MN[a, b] = Y[a, b]
+                M[a, b] = R[a, b]
                 V[a, b] = Vt[a, b]
     return s
+
+
+def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
+              c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
+              W: Any, auts: Any, MN: Any, V: Any, Gt: Any) -> float:
+    """:func:`_prep_core` from the prediction ``p``, the target ``t`` and their transforms (Dot2 products).
+
+    ``W`` (8, 3, 3): scratch (``X``, ``Tr``, ``M``, then :func:`_prep_core`'s).
+    """
+    X, Tr, M = W[0], W[1], W[2]
+    _imatmul3(Nt, t, Tr)
+    _imatmul3(Np, p, X)
+    return _prep_core(X, Tr, Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel, tol, q, g, gt, W[3:], auts,
+                      M, MN, V, Gt)
 
 
 def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
@@ -475,7 +493,7 @@ def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_o
     sel = np.empty((3, kp.shape[0]), np.int64)
     g = np.empty(6)
     gt = np.empty(6)
-    W = np.empty((7, 3, 3))
+    W = np.empty((8, 3, 3))
     auts = np.empty(mats.shape[0], np.int64)
     for i in range(p.shape[0]):
         scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, kp, l1_of, l2_of, c_of, c_idx, sel,
@@ -508,10 +526,15 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
     Per lattice: reduce ``p[i]`` and ``t[i]`` with latticesym's compiled reducer (``N_p``, ``N_t``;
     ``N_p`` the identity where the prediction cannot start, as ``_reduce_core``), then the loss and its
     gradient in ``p``: lattice space ``|P - N_p^-1 N_t T|^2 / 9``, gradient ``2 (P - N_p^-1 N_t T) / 9``;
-    Gram space ``|V (X X^T - G_t) V^T|^2 / (9 s^2)``, ``X = M N_p P`` (:func:`_prep_one`), gradient
+    Gram space ``|V (X X^T - G_t) V^T|^2 / (9 s^2)``, ``X = M N_p P`` (:func:`_prep_core`), gradient
     ``4 (M N_p)^T E X / (9 s^2)`` with ``E = V^T (V (X X^T - G_t) V^T) V``; the gradient is written
     multiplied by ``gscale`` (``1 / n`` for a mean).  Returns the number of targets whose reduction
     is not certified (the caller re-runs such a batch on the general path, which escalates).
+
+    The reduced target ``N_t T`` and prediction ``N_p P`` are the reducer's own rows (formed by Dot2
+    where they cancel, scaled back exactly), not products recomputed here: a sheared cell's transform
+    has entries past 1e12 and a plain product loses every digit (fuzz finding, issue 13), and Dot2
+    would cost a third of the search again.  ``X = M (N_p P)`` with ``M`` small is then as accurate.
     """
     w = np.empty(WORK_SIZE)
     t1 = np.empty((1, 3, 3), np.int64)
@@ -526,8 +549,11 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
     sel = np.empty((3, kp.shape[0]), np.int64)
     g = np.empty(6)
     gt = np.empty(6)
-    W = np.empty((7, 3, 3))
+    W = np.empty((5, 3, 3))
     auts = np.empty(mats.shape[0], np.int64)
+    M = np.empty((3, 3))
+    Xr = np.empty((3, 3))
+    Tr = np.empty((3, 3))
     MN = np.empty((3, 3))
     V = np.empty((3, 3))
     Gt = np.empty((3, 3))
@@ -545,16 +571,17 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
         for a in range(3):
             for b in range(3):
                 Nt[a, b] = float(t1[0, a, b])
+                Tr[a, b] = r1[0, a, b]
         _nb_finish(p[i], w, eps, 1000, 0, 0, t1, r1, g61, st1, it1, tol1)
         reset = st1[0] != OK and _cannot_start(p[i])
         for a in range(3):
             for b in range(3):
                 Np[a, b] = (1.0 if a == b else 0.0) if reset else float(t1[0, a, b])
+                Xr[a, b] = p[i, a, b] if reset else r1[0, a, b]
         if not gram:
             # t' = adj(N_p) (N_t T): the target carried into the prediction's basis
-            _imatmul3(Nt, t[i], R)
             _iadj3(Np, E)
-            _imatmul3(E, R, F)
+            _imatmul3(E, Tr, F)
             acc = 0.0
             for a in range(3):
                 for b in range(3):
@@ -563,9 +590,9 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
                     grad[i, a, b] = g2 * d
             loss[i] = acc / 9.0
             continue
-        s = _prep_one(p[i], t[i], Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel,
-                      tol, q, g, gt, W, auts, MN, V, Gt)
-        _imatmul3(MN, p[i], X)
+        s = _prep_core(Xr, Tr, Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel,
+                       tol, q, g, gt, W, auts, M, MN, V, Gt)
+        _matmul3(M, Xr, X)
         finite = True
         for a in range(3):
             for b in range(3):
@@ -670,7 +697,7 @@ def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol
 
 _HELPERS = ("form", "kform", "_diag_forms", "diag_term", "off_term", "last_terms", "residual", "_select",
             "_g6_rows", "_matmul3", "_imatmul3", "_det2_exact", "_iadj3", "_target_basis_sq", "_best",
-            "_automorphisms", "_prep_one", "_cannot_start")
+            "_automorphisms", "_prep_core", "_prep_one", "_cannot_start")
 
 
 def _rebound(fn: Any, env: dict[str, Any]) -> Any:
@@ -772,7 +799,8 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False)
     g = tuple(torch.where(finite, v / s, zero)[:, None] for v in g6)
     gt = tuple((v / s)[:, None] for v in gt6)
     best = torch.argmin(residual(g, gt, m), dim=1)  # the first minimiser, as the kernel's walk
-    MN = mats[best] @ Np  # integer entries: exact in any order
+    M1 = mats[best]
+    MN = M1 @ Np  # integer entries: exact in any order
     Vt = unimodular_inverse(Nt)
     need = (Vt.abs().sum(-1) != 1).any(-1)
     eye = torch.eye(3, dtype=p.dtype, device=dev)
@@ -788,7 +816,7 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False)
         sl = slice(lo, lo + TORCH_CHUNK)
         aut = (residual(tuple(v[sl] for v in gt), tuple(v[sl] for v in gt), m) <= tol) & need[sl, None]
         H = mats[None] @ MN[sl, None]  # (k, |S|, 3, 3)
-        Y1 = _dot2_mm(MN[sl], p[sl], _accurate_matmul)  # M1 N_p P, as the kernel's
+        Y1 = _mm3(M1[sl], X[sl])  # M1 N_p P, as the kernel's (M1 small: as accurate as X)
         Y = _mm3_any(mats[None], Y1[:, None])  # the bases A M1 N_p P, the kernel's order of operations
         R = Vt[sl, None] @ (Y @ Y.transpose(-1, -2) - Gt[sl, None]) @ Vt[sl, None].transpose(-1, -2)
         val = torch.where(aut, (R**2).sum((-1, -2)), torch.full_like(R[..., 0, 0], float("inf")))

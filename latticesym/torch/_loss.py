@@ -330,7 +330,8 @@ def _gram_space_dense(pred: Tensor, target: Tensor, eps: float, backend: str) ->
         gt = g_t / scale[:, None]
         # term A: the candidate M1 with the smallest residual in the reduced basis
         best = _best_candidates(g_p, gt, tab)
-        MN = tab.mats[best] @ N_p
+        M1 = tab.mats[best]
+        MN = M1 @ N_p
         V = None  # the identity: no term B anywhere
         # term B, the residual in the target's own basis V = inv(N_t), matters only where V is not a
         # signed permutation (else both residuals have the same norm and M1 already minimises it)
@@ -338,7 +339,7 @@ def _gram_space_dense(pred: Tensor, target: Tensor, eps: float, backend: str) ->
         sub = ((V_t.abs().sum(-1) != 1).any(-1)).nonzero().squeeze(-1)
         if len(sub):
             tol = _AUT_TOL.get(target.dtype, 1e-12)
-            MN_b, use_b = _term_b(P[sub], MN[sub], V_t[sub], G_t[sub], gt[sub], tab, tol)
+            MN_b, use_b = _term_b(M1[sub] @ X[sub], MN[sub], V_t[sub], G_t[sub], gt[sub], tab, tol)
             MN = MN.index_copy(0, sub, MN_b)
             V = eye.expand(len(X), 3, 3).index_copy(0, sub, torch.where(use_b[:, None, None], V_t[sub], eye))
     Xg = _apply(MN, flat_pred)
@@ -349,30 +350,30 @@ def _gram_space_dense(pred: Tensor, target: Tensor, eps: float, backend: str) ->
 
 
 def _term_b(
-    P: Tensor, MN: Tensor, V: Tensor, G_t: Tensor, gt: Tensor, tab: _SearchTable, tol: float
+    Y1: Tensor, MN: Tensor, V: Tensor, G_t: Tensor, gt: Tensor, tab: _SearchTable, tol: float
 ) -> tuple[Tensor, Tensor]:
     """Best of ``M1`` and its images ``A M1`` (``A`` an automorphism of the reduced target) in the target basis.
 
-    Returns the chosen ``M N_p`` and whether the target-basis residual is the smaller one.
+    ``Y1 = M1 N_p P`` (from the accurately reduced prediction).  Returns the chosen ``M N_p`` and
+    whether the target-basis residual is the smaller one.
     """
     const = (gt * gt * gt.new_tensor(_W)).sum(-1, keepdim=True)
     auts = torch.cat(
         [
             _scores(gt[lo : lo + _CHUNK], gt[lo : lo + _CHUNK], tab) <= tol - const[lo : lo + _CHUNK]
-            for lo in range(0, len(P), _CHUNK)
+            for lo in range(0, len(Y1), _CHUNK)
         ]
     )
     row, cand = auts.nonzero(as_tuple=True)  # the identity is always among them
     H = tab.mats[cand] @ MN[row]
-    Y1 = _int_matmul(MN, P)  # M1 N_p P; a candidate A M1 gives the basis A Y1 (A has entries in {-1, 0, 1})
-    Y = tab.mats[cand] @ Y1[row]
+    Y = tab.mats[cand] @ Y1[row]  # a candidate A M1 gives the basis A Y1 (A has entries in {-1, 0, 1})
     RB = V[row] @ (Y @ Y.transpose(-1, -2) - G_t[row]) @ V[row].transpose(-1, -2)
     val = _inf_for_nan((RB**2).sum((-1, -2)))
     res_a = _inf_for_nan(((Y1 @ Y1.transpose(-1, -2) - G_t) ** 2).sum((-1, -2)))
     best_b = torch.full_like(res_a, float("inf")).scatter_reduce(0, row, val, "amin")
     # the first pair of each row that attains its minimum
     hit = torch.where(val == best_b[row], torch.arange(len(val), device=val.device), len(val))
-    first = torch.full((len(P),), len(val), dtype=torch.int64, device=P.device).scatter_reduce(0, row, hit, "amin")
+    first = torch.full((len(Y1),), len(val), dtype=torch.int64, device=Y1.device).scatter_reduce(0, row, hit, "amin")
     use_b = best_b < res_a
     return torch.where(use_b[:, None, None], H[first.clamp_max(len(val) - 1)], MN), use_b
 
