@@ -266,13 +266,22 @@ def _iadj3(m: Any, out: Any) -> None:
     Column ``a`` is the cross product of rows ``a + 1`` and ``a + 2``; each 2x2 minor by
     :func:`_det2_exact`.  The plain float products pass ``2**53`` once the entries pass about
     ``9.5e7`` and the inverse of a reducer's transform then comes out wrong by whole units
-    (as in ``latticesym.torch.unimodular_inverse``).
+    (as in ``latticesym.torch.unimodular_inverse``).  Entries below ``2**26`` (every transform of a
+    cell that is not sheared) take the plain products, which are then exact: the same bits, cheaper.
     """
+    top = 0.0
+    for a in range(3):
+        for b in range(3):
+            top = max(top, abs(m[a, b]))
+    small = top < 67108864.0  # 2**26: products below 2**52, their difference below 2**53
     for a in range(3):
         b, c = (a + 1) % 3, (a + 2) % 3
         for k in range(3):
             k1, k2 = (k + 1) % 3, (k + 2) % 3
-            out[k, a] = _det2_exact(m[b, k1], m[c, k2], m[b, k2], m[c, k1])
+            if small:
+                out[k, a] = m[b, k1] * m[c, k2] - m[b, k2] * m[c, k1]
+            else:
+                out[k, a] = _det2_exact(m[b, k1], m[c, k2], m[b, k2], m[c, k1])
 
 
 def _select(q: Any, t: Any, lim: float, strict: bool, out: Any) -> int:
