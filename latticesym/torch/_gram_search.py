@@ -541,9 +541,11 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
     is not certified (the caller re-runs such a batch on the general path, which escalates).
 
     The reduced target ``N_t T`` and prediction ``N_p P`` are the reducer's own rows (formed by Dot2
-    where they cancel, scaled back exactly), not products recomputed here: a sheared cell's transform
-    has entries past 1e12 and a plain product loses every digit (fuzz finding, issue 13), and Dot2
-    would cost a third of the search again.  ``X = M (N_p P)`` with ``M`` small is then as accurate.
+    where they cancel, scaled back exactly) where it certifies them (a prediction it could not finish,
+    whose rows may be NaN, takes the Dot2 product of the transform reached), not products recomputed
+    here: a sheared cell's transform has entries past 1e12 and a plain product loses every digit (fuzz
+    finding, issue 13), and Dot2 would cost a third of the search again.  ``X = M (N_p P)`` with ``M``
+    small is then as accurate.
     """
     w = np.empty(WORK_SIZE)
     t1 = np.empty((1, 3, 3), np.int64)
@@ -582,11 +584,16 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
                 Nt[a, b] = float(t1[0, a, b])
                 Tr[a, b] = r1[0, a, b]
         _nb_finish(p[i], w, eps, 1000, 0, 0, t1, r1, g61, st1, it1, tol1)
-        reset = st1[0] != OK and _cannot_start(p[i])
+        done = st1[0] == OK
+        reset = not done and _cannot_start(p[i])
         for a in range(3):
             for b in range(3):
                 Np[a, b] = (1.0 if a == b else 0.0) if reset else float(t1[0, a, b])
-                Xr[a, b] = p[i, a, b] if reset else r1[0, a, b]
+                Xr[a, b] = r1[0, a, b]
+        if not done:
+            # the reducer's rows are NaN where it could not start (e.g. a subnormal entry it cannot
+            # normalise exactly: fuzz finding): the product of the transform it reached, by Dot2
+            _imatmul3(Np, p[i], Xr)
         if not gram:
             # t' = adj(N_p) (N_t T): the target carried into the prediction's basis
             _iadj3(Np, E)

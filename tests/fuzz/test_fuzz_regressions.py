@@ -439,3 +439,26 @@ def test_plain_products_in_the_gram_search_are_caught() -> None:
     finally:
         mp.undo()
     assert not float(broken[3][0]) > 1e3
+
+
+# campaign 2026-12-03 evening (seed 8), after the fused kernel took the reducer's rows: a prediction with a
+# subnormal entry (7.4e-309) cannot be normalised exactly, the reducer reports PRECISION with NaN rows, and
+# the Gram loss was NaN on the fused path only; now the rows of an unfinished reduction are the Dot2 product
+_SUBNORMAL_PRED = [[7.41691286169067e-309, 11.75, -1.3125], [6.8199500548024545, -23.5, 6.5625],
+                   [6.8199500548024545, -11.75, 3.9375]]
+_SUBNORMAL_TARGET = [[9.093266739736606, -5.25, -3.125], [0.0, -5.25, 0.0],
+                     [-13.639900109604909, -7.875, 3.125]]
+
+
+@pytest.mark.parametrize("space", ["gram", "lattice"])
+def test_proxy_loss_subnormal_prediction_entry_is_finite_on_the_fused_path(space: str) -> None:
+    torch = pytest.importorskip("torch")
+    import latticesym.torch as lt
+
+    pred = torch.tensor([_SUBNORMAL_PRED], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([_SUBNORMAL_TARGET], dtype=torch.float64)
+    fused = lt.niggli_proxy_loss(pred, target, space=space, reduction="none")
+    fused.sum().backward()
+    assert pred.grad is not None and bool(torch.isfinite(fused).all()) and bool(torch.isfinite(pred.grad).all())
+    plain = lt.niggli_proxy_loss(pred.detach(), target, space=space, reduction="none", backend="torch")
+    assert torch.allclose(fused.detach(), plain, rtol=1e-12, atol=0)
