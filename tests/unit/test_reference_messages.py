@@ -27,6 +27,8 @@ from latticesym.reference._exact import _MAX_EXACT_BITS, approx_str, exact_str
     (F(10**400), False, "1e+400"),
     (F(1, 10**400), False, "1e-400"),
     (F(0), False, "0"),
+    (F(1234567), False, "1.23457e+06"),    # float64's exponent format in its range (Decimal: "1.23457e+6")
+    (F(12345, 10**9), False, "1.2345e-05"),  # (Decimal: "0.000012345")
 ])
 def test_approx_str(x: F, sqrt: bool, text: str) -> None:
     assert approx_str(x, sqrt=sqrt) == text
