@@ -224,10 +224,10 @@ def _imatmul3(a: Any, b: Any, out: Any) -> None:
     zeros, scale 0, an infinite loss).  Dot2 (Ogita, Rump & Oishi 2005;
     :func:`latticesym.reduce._accurate.dot2`) is as accurate as a product in twice the precision,
     :math:`|\mathrm{dot2}(t, x) - t^T x| \le u |t^T x| + \gamma_3^2 |t|^T |x|`; the operations
-    and their order are those of ``latticesym.torch._reduce._accurate_matmul``, so the kernel and
+    and their order are those of ``latticesym.torch._reduce._int_matmul``, so the kernel and
     the tensor paths agree bit for bit.  Where Dot2 is not finite (an input entry past
     :math:`2^{996}`, whose Veltkamp split overflows, or a non-finite input) the plain product is
-    kept, as ``_reduce._apply`` does.
+    kept, as ``_reduce._int_matmul`` does.
     """
     for k in range(3):
         x0, x1, x2 = b[0, k], b[1, k], b[2, k]
@@ -754,26 +754,10 @@ def prep_python(p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, to
 
 # --------------------------------------------------------------------------- the tensor path
 def _mm3(a: Any, b: Any) -> Any:
-    """``a @ b`` for (n, 3, 3) tensors in the kernel's order (``sum_j a_ij b_jk``, left to right, no FMA)."""
-    return (a[:, :, 0, None] * b[:, None, 0, :] + a[:, :, 1, None] * b[:, None, 1, :]
-            + a[:, :, 2, None] * b[:, None, 2, :])
-
-
-def _mm3_any(a: Any, b: Any) -> Any:
-    """:func:`_mm3` for broadcastable ``(..., 3, 3)`` tensors (the same order of operations)."""
+    """``a @ b`` for broadcastable (..., 3, 3) tensors in the kernel's order (``sum_j a_ij b_jk``, left to
+    right, no FMA)."""
     return (a[..., :, 0, None] * b[..., None, 0, :] + a[..., :, 1, None] * b[..., None, 1, :]
             + a[..., :, 2, None] * b[..., None, 2, :])
-
-
-def _dot2_mm(t: Any, x: Any, accurate: Any) -> Any:
-    """``t @ x`` for an integer-valued ``t``: Dot2 (``accurate``), the plain product where Dot2 is not finite.
-
-    The tensor form of :func:`_imatmul3` (same operations, same bits).
-    """
-    import torch
-
-    exact = accurate(t, x)
-    return torch.where(torch.isfinite(exact), exact, _mm3(t, x))
 
 
 def _g6_t(x: Any) -> tuple[Any, ...]:
@@ -797,18 +781,18 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False)
     """
     import torch
 
-    from latticesym.torch._reduce import _accurate_matmul, unimodular_inverse
+    from latticesym.torch._reduce import _int_matmul, unimodular_inverse
 
     dev = p.device
     mats = _TORCH_TABLES.get(dev)
     if mats is None:
         mats = _TORCH_TABLES[dev] = torch.as_tensor(trie().mats, dtype=torch.float64, device=dev)
     m = tuple(mats.reshape(-1, 9)[None, :, k] for k in range(9))
-    Tr = _dot2_mm(Nt, t, _accurate_matmul)
+    Tr = _int_matmul(Nt, t)
     gt6 = _g6_t(Tr)
     s = (gt6[0] + gt6[1] + gt6[2]) / 3
     Gt = _mm3(Tr, Tr.transpose(-1, -2))
-    X = _dot2_mm(Np, p, _accurate_matmul)
+    X = _int_matmul(Np, p)
     g6 = _g6_t(X)
     finite = torch.isfinite(torch.stack(g6, -1)).all(-1)
     zero = torch.zeros_like(s)
@@ -833,7 +817,7 @@ def prep_torch(p: Any, t: Any, Np: Any, Nt: Any, tol: float, _all: bool = False)
         aut = (residual(tuple(v[sl] for v in gt), tuple(v[sl] for v in gt), m) <= tol) & need[sl, None]
         H = mats[None] @ MN[sl, None]  # (k, |S|, 3, 3)
         Y1 = _mm3(M1[sl], X[sl])  # M1 N_p P, as the kernel's (M1 small: as accurate as X)
-        Y = _mm3_any(mats[None], Y1[:, None])  # the bases A M1 N_p P, the kernel's order of operations
+        Y = _mm3(mats[None], Y1[:, None])  # the bases A M1 N_p P, the kernel's order of operations
         R = Vt[sl, None] @ (Y @ Y.transpose(-1, -2) - Gt[sl, None]) @ Vt[sl, None].transpose(-1, -2)
         val = torch.where(aut, (R**2).sum((-1, -2)), torch.full_like(R[..., 0, 0], float("inf")))
         val = torch.where(torch.isnan(val), torch.full_like(val, float("inf")), val)

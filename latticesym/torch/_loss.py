@@ -105,10 +105,10 @@ from latticesym.errors import LatticeShapeError, OptionError
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.torch import _gram_search
 from latticesym.torch._reduce import (
-    _accurate_matmul,
     _apply,
     _as_batch,
     _g6_of,
+    _int_matmul,
     _reduce_core,
     niggli_reduce,
     unimodular_inverse,
@@ -267,17 +267,6 @@ def _best_candidates(gp: Tensor, gt: Tensor, tab: _SearchTable) -> Tensor:
     """Index in ``S`` of the candidate with the smallest reduced-basis residual (the first, on ties)."""
     return torch.cat([_argmin_rows(_scores(gp[lo : lo + _CHUNK], gt[lo : lo + _CHUNK], tab))
                       for lo in range(0, len(gp), _CHUNK)])
-
-
-def _int_matmul(t: Tensor, x: Tensor) -> Tensor:
-    """``t @ x`` for integer-valued float64 ``t``: Dot2 (``_reduce._accurate_matmul``), plain where not finite.
-
-    The transforms of sheared and near-singular cells have entries past :math:`10^{12}`; the plain
-    product ``N_t @ T`` then cancels to nothing (fuzz finding, issue 13: a reduced target of zeros,
-    scale 0, an infinite loss for a finite pair).
-    """
-    exact = _accurate_matmul(t, x)
-    return torch.where(torch.isfinite(exact), exact, t @ x)
 
 
 def _inf_for_nan(x: Tensor) -> Tensor:

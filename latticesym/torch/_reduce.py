@@ -831,6 +831,22 @@ def _accurate_matmul(t: Tensor, x: Tensor) -> Tensor:
     return _dot2_rows(t.reshape(-1, 3, 3), x, h, x - h).reshape(shape)
 
 
+def _int_matmul(t: Tensor, x: Tensor) -> Tensor:
+    r"""``t @ x`` for an integer-valued float64 ``t`` (entries below :math:`2^{53}`), without autograd.
+
+    Every entry by Dot2 (:func:`_accurate_matmul`); where that is not finite (a non-finite input, or
+    an entry past :math:`2^{996}` whose Veltkamp split overflows) the plain product
+    :math:`\sum_j t_{ij} x_{jk}`, summed left to right as the compiled kernels do
+    (``latticesym.torch._gram_search._imatmul3`` is the same operation, bit for bit).  The
+    transforms of sheared and near-singular cells have entries past :math:`10^{12}` and a plain
+    ``N @ L`` then cancels to nothing (fuzz finding, issue 13: a reduced target of zeros).
+    """
+    from latticesym.torch._gram_search import _mm3  # the kernels' order of the plain sums
+
+    exact = _accurate_matmul(t, x)
+    return torch.where(torch.isfinite(exact), exact, _mm3(t, x))
+
+
 def niggli_reduce_info(
     lattice: Tensor,
     *,
