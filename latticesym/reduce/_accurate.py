@@ -44,6 +44,8 @@ __all__ = [
     "exact_det",
     "exact_matmul",
     "split",
+    "two_product",
+    "two_sum",
 ]
 
 #: Unit roundoff of float64, :math:`u = 2^{-53}`.
@@ -59,6 +61,26 @@ def split(a: Any) -> tuple[Any, Any]:
     c = _SPLITTER * a
     hi = c - (c - a)
     return hi, a - hi
+
+
+def two_product(x: Any, y: Any) -> tuple[Any, Any]:
+    """Dekker's TwoProduct with Veltkamp's split: ``p + e == x * y`` exactly (no overflow, ``|x|, |y| < 2**996``).
+
+    Operators only (floats, numpy arrays, tensors, numba; the split inlined, as numba compiles it
+    without calls).
+    """
+    p = x * y
+    cx, cy = x * _SPLITTER, y * _SPLITTER
+    xh, yh = cx - (cx - x), cy - (cy - y)
+    xl, yl = x - xh, y - yh
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """Knuth's TwoSum: ``s + t == a + b`` exactly.  Operators only."""
+    s = a + b
+    r = s - a
+    return s, (a - (s - r)) + (b - r)
 
 
 def dot2(t0: Any, t1: Any, t2: Any, x0: Any, x0h: Any, x0l: Any, x1: Any, x1h: Any, x1l: Any,

@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from latticesym.reduce import _numba as _reduce_numba
-from latticesym.reduce._accurate import dot2
+from latticesym.reduce._accurate import dot2, two_product, two_sum
 from latticesym.reduce._kg import OK
 from latticesym.reduce._numba import WORK_SIZE
 
@@ -241,22 +241,12 @@ def _imatmul3(a: Any, b: Any, out: Any) -> None:
 def _det2_exact(a: Any, b: Any, c: Any, d: Any) -> Any:
     """``a * b - c * d`` for integer-valued floats, exact wherever the result is below ``2**53``.
 
-    Dekker's TwoProduct (Veltkamp's split) of both products, Knuth's TwoSum of the two heads, the
-    tails added last: the operations of ``latticesym.torch._reduce._adjugate_eft``, entry by entry.
+    TwoProduct of both products, TwoSum of the two heads, the tails added last
+    (:mod:`latticesym.reduce._accurate`): ``latticesym.torch._reduce._adjugate_eft``, entry by entry.
     """
-    p = a * b
-    ca, cb = a * 134217729.0, b * 134217729.0
-    ah, bh = ca - (ca - a), cb - (cb - b)
-    al, bl = a - ah, b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    q = c * d
-    cc, cd = c * 134217729.0, d * 134217729.0
-    ch, dh = cc - (cc - c), cd - (cd - d)
-    cl, dl = c - ch, d - dh
-    f = ((ch * dh - q) + ch * dl + cl * dh) + cl * dl
-    s = p + (-q)
-    r = s - p
-    t = (p - (s - r)) + (-q - r)
+    p, e = two_product(a, b)
+    q, f = two_product(c, d)
+    s, t = two_sum(p, -q)
     return s + (t + (e - f))
 
 
@@ -676,7 +666,8 @@ def kernel() -> Any:
             warnings.simplefilter("ignore", numba.NumbaWarning)
             env = dict(globals())
             jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-            env["dot2"] = jit(dot2)  # compiled in its own module (its splitter constant lives there)
+            for name in ("dot2", "two_product", "two_sum"):  # compiled in their own module (the splitter lives there)
+                env[name] = jit(globals()[name])
             for name in _HELPERS:
                 env[name] = jit(_rebound(globals()[name], env))
             fn = numba.njit(cache=True, nogil=True, error_model="numpy")(_rebound(_prep, env))

@@ -70,6 +70,8 @@ from latticesym.errors import (
 from latticesym.reduce import _batch, _kg
 from latticesym.reduce import _numba as _reduce_numba
 from latticesym.reduce._accurate import UNIT_ROUNDOFF, det3_with_bound, dot2
+from latticesym.reduce._accurate import two_product as _two_product
+from latticesym.reduce._accurate import two_sum as _two_sum
 from latticesym.reduce._api import _check_eps, _check_max_iter, _keep_torch_threads
 from latticesym.reduce._context import CANCEL_RATIO_SQ, FLOAT_TINY, MAX_TRANSFORM
 
@@ -183,25 +185,6 @@ def _unimodular_inverse(transform: Tensor, *, host_select: bool) -> Tensor:
 def _adjugate(m: Tensor) -> Tensor:
     # adj(M) = [m1 x m2, m2 x m0, m0 x m1]^T for the rows m0, m1, m2 of M
     return torch.linalg.cross(m.roll(-1, -2), m.roll(-2, -2)).transpose(-1, -2)
-
-
-_VELTKAMP = 134217729.0  # 2**27 + 1
-
-
-def _two_product(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Dekker's TwoProduct with Veltkamp's split: ``p + e == x * y`` exactly (float64, no overflow)."""
-    p = x * y
-    cx, cy = x * _VELTKAMP, y * _VELTKAMP
-    xh, yh = cx - (cx - x), cy - (cy - y)
-    xl, yl = x - xh, y - yh
-    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
-
-
-def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Knuth's TwoSum: ``s + t == a + b`` exactly."""
-    s = a + b
-    r = s - a
-    return s, (a - (s - r)) + (b - r)
 
 
 def _adjugate_eft(m: Tensor) -> Tensor:
