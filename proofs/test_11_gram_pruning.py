@@ -158,38 +158,38 @@ def _int_rows(tr: gs.SearchTrie) -> list[tuple[int, ...]]:
 
 def _walk(pair: _Pair, tr: gs.SearchTrie, bound: Bound = _right_bound,
           evaluated: list[int] | None = None) -> int:
-    """``_gram_search._best`` in exact arithmetic, over the shipped tables, with a pluggable bound.
+    """``_gram_search._best`` in exact arithmetic, over the shipped tables and bit sets, with a pluggable bound.
 
     ``bound`` gets the diagonal differences so far and, at level 2 on, the (1,2) off-diagonal one.
     """
     rows = _int_rows(tr)
+    n1 = len(tr.l1_row)
     best, best_i = pair.residual(E), 0
-    sel = [[r for r in range(len(rows)) if bound([pair.ds([rows[r]] * 3)[k]]) < best] for k in range(3)]
-    for r0 in sel[0]:
-        a = int(tr.l1_of[r0])
-        if a < 0:
-            continue
+    sel = [sum(1 << r for r in range(len(rows)) if bound([pair.ds([rows[r]] * 3)[k]]) < best) for k in range(3)]
+    for r0 in _bits(sel[0] & int(tr.masks[0])):  # the shipped walk: set bits of level mask & children
         if not bound(pair.ds([rows[r0]])) < best:
             continue
-        for r1 in sel[1]:
-            b = int(tr.l2_of[a, r1])
-            if b < 0:
-                continue
+        a = int(tr.l1_of[r0])
+        for r1 in _bits(sel[1] & int(tr.masks[1 + a])):
             d01 = pair.bil(rows[r0], rows[r1]) - pair.Gt[0][1]
             if not bound(pair.ds([rows[r0], rows[r1]])) + 2 * d01 * d01 < best:
                 continue
-            for r2 in sel[2]:
-                c = int(tr.c_of[b, r2])
-                if c < 0:
-                    continue
+            b = int(tr.l2_of[a, r1])
+            for r2 in _bits(sel[2] & int(tr.masks[1 + n1 + b])):
                 if not bound(pair.ds([rows[r0], rows[r1], rows[r2]])) + 2 * d01 * d01 < best:
                     continue
+                c = int(tr.c_of[b, r2])
                 if evaluated is not None:
                     evaluated.append(int(tr.c_idx[c]))
                 r = pair.residual((rows[r0], rows[r1], rows[r2]))
                 if r < best:
                     best, best_i = r, int(tr.c_idx[c])
     return best_i
+
+
+def _bits(mask: int) -> list[int]:
+    """The set bits of ``mask``, lowest first (the order in which ``_best`` visits them)."""
+    return [u for u in range(mask.bit_length()) if mask >> u & 1]
 
 
 def _walk_automorphisms(pair: _Pair, tr: gs.SearchTrie, tol: Fraction) -> list[int]:
@@ -283,6 +283,15 @@ def test_trie_depth_first_order_is_s_order(tr: gs.SearchTrie) -> None:
             for c in range(tr.l2_lo[b], tr.l2_hi[b]):
                 path = np.stack([tr.rows[tr.l1_row[a]], tr.rows[tr.l2_row[b]], tr.rows[tr.c_row[c]]])
                 assert np.array_equal(path, tr.mats[tr.c_idx[c]])
+    # the walk's bit sets are the same trie: bit u of a node's mask iff row u is one of its children
+    n1 = len(tr.l1_row)
+    assert int(tr.masks[0]) == sum(1 << u for u in range(len(rows)) if tr.l1_of[u] >= 0)
+    for a in range(n1):
+        assert int(tr.masks[1 + a]) == sum(1 << u for u in range(len(rows)) if tr.l2_of[a, u] >= 0)
+    for b in range(len(tr.l2_row)):
+        assert int(tr.masks[1 + n1 + b]) == sum(1 << u for u in range(len(rows)) if tr.c_of[b, u] >= 0)
+    # the lowest-set-bit index (de Bruijn) is exact for every bit the walk can meet
+    assert [int(gs._low_index(np.int64(1) << u)) for u in range(32)] == list(range(32))
 
 
 @pytest.mark.proof

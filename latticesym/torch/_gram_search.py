@@ -125,6 +125,9 @@ class SearchTrie(NamedTuple):
     ``r`` (or -1); rows are sorted, so ascending row order within a level is ``S`` order.
     ``kp[r, u]`` (r, r, 6): the integer products of rows ``r`` and ``u`` that :func:`kform` takes; the rows
     come in sign pairs, ``rows[r - 1 - u] == -rows[u]`` (so ``q`` of row ``u`` is computed once per pair).
+    ``masks`` (1 + level-1 entries + level-2 entries,) int64, the trie as bit sets of rows (bit ``u`` for
+    row ``u``; at most 32 rows): ``masks[0]`` the rows of level 1, ``masks[1 + a]`` the rows of the
+    children of level-1 entry ``a``, ``masks[1 + len(l1_row) + b]`` the third rows below level-2 entry ``b``.
     """
 
     mats: np.ndarray
@@ -141,6 +144,7 @@ class SearchTrie(NamedTuple):
     l2_of: np.ndarray
     c_of: np.ndarray
     kp: np.ndarray
+    masks: np.ndarray
 
 
 @lru_cache(maxsize=1)
@@ -191,6 +195,15 @@ def trie() -> SearchTrie:
                 c_of[b, idx[c, 2]] = c
     if not (rows[::-1] == -rows).all():
         raise AssertionError("the rows of S must come in sign pairs, rows[r - 1 - u] == -rows[u]")
+    if n_rows % 2 or n_rows > 32:
+        raise AssertionError(f"the walk's bit sets take an even number of rows, at most 32; S has {n_rows}")
+    masks = np.zeros(1 + len(l1_row) + len(l2_row), i64)
+    for a in range(len(l1_row)):
+        masks[0] |= 1 << int(l1_row[a])
+        for b in range(l1_lo[a], l1_hi[a]):
+            masks[1 + a] |= 1 << int(l2_row[b])
+            for c in range(l2_lo[b], l2_hi[b]):
+                masks[1 + len(l1_row) + b] |= 1 << int(idx[c, 2])
     m, n = rows[:, None, :].astype(np.float64), rows[None, :, :].astype(np.float64)
     kp = np.stack([m[..., 0] * n[..., 0], m[..., 1] * n[..., 1], m[..., 2] * n[..., 2],
                    m[..., 1] * n[..., 2] + m[..., 2] * n[..., 1], m[..., 0] * n[..., 2] + m[..., 2] * n[..., 0],
@@ -198,7 +211,7 @@ def trie() -> SearchTrie:
     return SearchTrie(mats.astype(np.float64), rows.astype(np.float64), np.array(l1_row, i64), np.array(l1_lo, i64),
                       np.array(l1_hi, i64), np.array(l2_row, i64), np.array(l2_lo, i64), np.array(l2_hi, i64),
                       idx[:, 2].astype(i64), np.arange(1, len(mats), dtype=i64), l1_of, l2_of, c_of,
-                      np.ascontiguousarray(kp))
+                      np.ascontiguousarray(kp), masks)
 
 
 # --------------------------------------------------------------------------- the per-lattice bodies
@@ -298,48 +311,76 @@ def _diag_forms(A: float, B: float, C: float, xi: float, eta: float, zeta: float
         q[n - 1 - r] = v
 
 
-def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any, sel: Any
+#: De Bruijn sequence B(2, 5) and the bit index of each of its 5-bit windows: the index of the lowest set
+#: bit of ``m < 2**32`` is ``_DB_INDEX[((m & -m) * _DB32 & 0xFFFFFFFF) >> 27]`` (Leiserson, Prokop &
+#: Randall 1998, "Using de Bruijn sequences to index a 1 in a computer word"), exact integer arithmetic.
+_DB32 = 0x077CB531
+_DB_INDEX = np.array([0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8,
+                      31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9], np.int64)
+
+
+def _low_index(low: Any) -> Any:
+    """Index of the single set bit of ``low`` (a power of two below ``2**32``), by the de Bruijn table."""
+    return _DB_INDEX[((low * _DB32) & 0xFFFFFFFF) >> 27]
+
+
+def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any, masks: Any
           ) -> tuple[int, float]:
-    """First minimiser of :func:`residual` over S (identity first), the trie pruned by the partial-sum bounds.
+    r"""First minimiser of :func:`residual` over S (identity first), the trie pruned by the partial-sum bounds.
 
     The rows of each level are pre-selected by their own diagonal term against the identity's residual
-    (:func:`_select`); within a level they are visited in ascending order, which is ``S`` order.  Every
-    term is the one :func:`residual` computes (:func:`kform` is :func:`form` bit for bit), summed in the
-    same order.
+    (a bit mask per level, rows ``r`` and ``r' = n - 1 - r`` of a sign pair together: their ``q`` is the
+    same); the subtree of a node is walked over the set bits of (the level's mask) & (the node's
+    children, :attr:`SearchTrie.masks`), lowest first.  Only nodes that exist and pass the first bound
+    are visited, with no test for a missing child: a walk with fewer unpredictable branches than a scan
+    of the selected rows (measured: the branch predictor's share of the search, ``docs/proxy_loss.md``).
+    Ascending row order within a level is ``S`` order, so the first minimiser is the exhaustive
+    search's.  Every term is the one :func:`residual` computes (:func:`kform` is :func:`form` bit for
+    bit), summed in the same order.
     """
     A, B, C, xi, eta, zeta = g[0], g[1], g[2], g[3], g[4], g[5]
     gtt = (gt[0], gt[1], gt[2], gt[3], gt[4], gt[5])
     best = residual((A, B, C, xi, eta, zeta), gtt, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
     best_i = 0
-    _diag_forms(A, B, C, xi, eta, zeta, kp, q)
-    s1, s2, s3 = sel[0], sel[1], sel[2]
-    n1 = _select(q, gtt[0], best, True, s1)
-    n2 = _select(q, gtt[1], best, True, s2)
-    n3 = _select(q, gtt[2], best, True, s3)
-    for i1 in range(n1):
-        r0 = s1[i1]
-        a = l1_of[r0]
-        if a < 0:
-            continue
+    n = kp.shape[0]
+    m1 = 0
+    m2 = 0
+    m3 = 0
+    for r in range(n // 2):  # one kform per sign pair (as _diag_forms); branch-free mask updates
+        v = kform(A, B, C, xi, eta, zeta, kp, r, r)
+        q[r] = v
+        q[n - 1 - r] = v
+        pair = (1 << r) | (1 << (n - 1 - r))
+        m1 |= pair * (diag_term(v, gtt[0]) < best)
+        m2 |= pair * (diag_term(v, gtt[1]) < best)
+        m3 |= pair * (diag_term(v, gtt[2]) < best)
+    n1 = l2_of.shape[0]
+    w1 = m1 & masks[0]
+    while w1 != 0:
+        low1 = w1 & -w1
+        w1 ^= low1
+        r0 = _low_index(low1)
         b1 = diag_term(q[r0], gtt[0])
         if not b1 < best:
             continue
-        for i2 in range(n2):
-            r1 = s2[i2]
-            b = l2_of[a, r1]
-            if b < 0:
-                continue
+        a = l1_of[r0]
+        w2 = m2 & masks[1 + a]
+        while w2 != 0:
+            low2 = w2 & -w2
+            w2 ^= low2
+            r1 = _low_index(low2)
             b2 = b1 + diag_term(q[r1], gtt[1])
             if not b2 < best:
                 continue
             b2 = b2 + off_term(kform(A, B, C, xi, eta, zeta, kp, r0, r1), gtt[5])
             if not b2 < best:
                 continue
-            for i3 in range(n3):
-                r2 = s3[i3]
-                c = c_of[b, r2]
-                if c < 0:
-                    continue
+            b = l2_of[a, r1]
+            w3 = m3 & masks[1 + n1 + b]
+            while w3 != 0:
+                low3 = w3 & -w3
+                w3 ^= low3
+                r2 = _low_index(low3)
                 b3 = b2 + diag_term(q[r2], gtt[2])
                 if not b3 < best:
                     continue
@@ -347,7 +388,7 @@ def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c
                 o = off_term(kform(A, B, C, xi, eta, zeta, kp, r0, r2), gtt[4])
                 d = b3 + (o + off_term(kform(A, B, C, xi, eta, zeta, kp, r1, r2), gtt[3]))
                 if d < best:
-                    best, best_i = d, c_idx[c]
+                    best, best_i = d, c_idx[c_of[b, r2]]
     return best_i, best
 
 
@@ -412,7 +453,7 @@ def _target_basis_sq(Y: Any, V: Any, Gt: Any, R: Any, VR: Any) -> float:
 
 
 def _prep_core(X: Any, Tr: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
-               c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
+               c_idx: Any, masks: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
                W: Any, auts: Any, M: Any, MN: Any, V: Any, Gt: Any) -> float:
     """The no-grad part of the Gram-space loss for one lattice; returns the scale ``tr G_t / 3``.
 
@@ -437,7 +478,7 @@ def _prep_core(X: Any, Tr: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any
     for k in range(6):
         g[k] = g[k] / s if finite else 0.0
         gt[k] = gt[k] / s
-    best, _ = _best(g, gt, kp, q, l1_of, l2_of, c_of, c_idx, sel)
+    best, _ = _best(g, gt, kp, q, l1_of, l2_of, c_of, c_idx, masks)
     for a in range(3):
         for b in range(3):
             M[a, b] = mats[best, a, b]
@@ -471,7 +512,7 @@ def _prep_core(X: Any, Tr: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any
 
 
 def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
-              c_idx: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
+              c_idx: Any, masks: Any, sel: Any, tol: float, q: Any, g: Any, gt: Any,
               W: Any, auts: Any, MN: Any, V: Any, Gt: Any) -> float:
     """:func:`_prep_core` from the prediction ``p``, the target ``t`` and their transforms (Dot2 products).
 
@@ -480,12 +521,12 @@ def _prep_one(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, 
     X, Tr, M = W[0], W[1], W[2]
     _imatmul3(Nt, t, Tr)
     _imatmul3(Np, p, X)
-    return _prep_core(X, Tr, Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel, tol, q, g, gt, W[3:], auts,
+    return _prep_core(X, Tr, Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, masks, sel, tol, q, g, gt, W[3:], auts,
                       M, MN, V, Gt)
 
 
 def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
-          c_idx: Any, tol: float,
+          c_idx: Any, masks: Any, tol: float,
           MN: Any, V: Any, Gt: Any, scale: Any) -> None:
     """:func:`_prep_one` for a batch (n, 3, 3); ``scale`` (n,) gets the scales."""
     q = np.empty(kp.shape[0])
@@ -495,7 +536,7 @@ def _prep(p: Any, t: Any, Np: Any, Nt: Any, mats: Any, kp: Any, l1_of: Any, l2_o
     W = np.empty((8, 3, 3))
     auts = np.empty(mats.shape[0], np.int64)
     for i in range(p.shape[0]):
-        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, kp, l1_of, l2_of, c_of, c_idx, sel,
+        scale[i] = _prep_one(p[i], t[i], Np[i], Nt[i], mats, kp, l1_of, l2_of, c_of, c_idx, masks, sel,
                              tol, q, g, gt, W, auts, MN[i], V[i], Gt[i])
 
 
@@ -518,7 +559,7 @@ def _nb_finish(*args: Any) -> None:  # bound to latticesym.reduce._numba's compi
 
 
 def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: Any, l2_of: Any, c_of: Any,
-           c_idx: Any, tol: float, gscale: float,
+           c_idx: Any, masks: Any, tol: float, gscale: float,
            loss: Any, grad: Any) -> int:
     """Reduce, search and differentiate in one pass per lattice (the CPU fast path of both losses).
 
@@ -596,7 +637,7 @@ def _fused(p: Any, t: Any, eps: float, gram: bool, mats: Any, kp: Any, l1_of: An
                     grad[i, a, b] = g2 * d
             loss[i] = acc / 9.0
             continue
-        s = _prep_core(Xr, Tr, Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, sel,
+        s = _prep_core(Xr, Tr, Np, Nt, mats, kp, l1_of, l2_of, c_of, c_idx, masks, sel,
                        tol, q, g, gt, W, auts, M, MN, V, Gt)
         _matmul3(M, Xr, X)
         finite = True
@@ -697,12 +738,12 @@ def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol
     n = p.shape[0]
     loss = np.empty(n)
     grad = np.empty((n, 3, 3))
-    bad = fn(p, t, float(eps), bool(gram), tr.mats, tr.kp, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol),
+    bad = fn(p, t, float(eps), bool(gram), tr.mats, tr.kp, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, tr.masks, float(tol),
              float(gscale), loss, grad)
     return loss, grad, int(bad)
 
 
-_HELPERS = ("form", "kform", "_diag_forms", "diag_term", "off_term", "last_terms", "residual", "_select",
+_HELPERS = ("_low_index", "form", "kform", "_diag_forms", "diag_term", "off_term", "last_terms", "residual", "_select",
             "_g6_rows", "_matmul3", "_imatmul3", "_det2_exact", "_iadj3", "_target_basis_sq", "_best",
             "_automorphisms", "_prep_core", "_prep_one", "_cannot_start")
 
@@ -727,7 +768,7 @@ def _run(fn: Any, p: np.ndarray, t: np.ndarray, Np: np.ndarray, Nt: np.ndarray, 
     V = np.empty((n, 3, 3))
     Gt = np.empty((n, 3, 3))
     scale = np.empty(n)
-    fn(p, t, Np, Nt, tr.mats, tr.kp, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, float(tol), MN, V, Gt, scale)
+    fn(p, t, Np, Nt, tr.mats, tr.kp, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, tr.masks, float(tol), MN, V, Gt, scale)
     return MN, V, Gt, scale
 
 

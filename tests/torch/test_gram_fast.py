@@ -118,8 +118,7 @@ def _g6s(pred: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarr
 
 def _walk(g: np.ndarray, gt: np.ndarray, tr: gs.SearchTrie) -> np.ndarray:
     q = np.empty(len(tr.rows))
-    sel = np.empty((3, len(tr.rows)), np.int64)
-    return np.array([gs._best(g[i], gt[i], tr.kp, q, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, sel)[0]
+    return np.array([gs._best(g[i], gt[i], tr.kp, q, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, tr.masks)[0]
                      for i in range(len(g))])
 
 
@@ -135,9 +134,9 @@ def test_pruning_check_catches_a_broken_trie() -> None:
     pred, target = _batch(4, noise=0.02)
     g, gt = _g6s(pred, target)
     tr = gs.trie()
-    l2_of = tr.l2_of.copy()
-    l2_of[1:] = -1
-    broken = tr._replace(l2_of=l2_of)
+    masks = tr.masks.copy()
+    masks[2:1 + len(tr.l1_row)] = 0  # the children of every level-1 entry after the first
+    broken = tr._replace(masks=masks)
     assert not np.array_equal(_walk(g, gt, broken), gs.search_numpy(g, gt))
 
 
