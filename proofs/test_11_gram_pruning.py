@@ -196,23 +196,19 @@ def _walk_automorphisms(pair: _Pair, tr: gs.SearchTrie, tol: Fraction) -> list[i
     """``_gram_search._automorphisms`` in exact arithmetic on the target against itself."""
     target = _Pair("t", g6_of_gram(pair.Gt), g6_of_gram(pair.Gt))
     rows = _int_rows(tr)
+    n1 = len(tr.l1_row)
     out = [0] if target.residual(E) <= tol else []
-    sel = [[r for r in range(len(rows)) if target.ds([rows[r]] * 3)[k] ** 2 <= tol] for k in range(3)]
-    for r0 in sel[0]:
+    sel = [sum(1 << r for r in range(len(rows)) if target.ds([rows[r]] * 3)[k] ** 2 <= tol) for k in range(3)]
+    for r0 in _bits(sel[0] & int(tr.masks[0])):
         a = int(tr.l1_of[r0])
-        if a < 0:
-            continue
-        for r1 in sel[1]:
-            b = int(tr.l2_of[a, r1])
-            if b < 0:
-                continue
+        for r1 in _bits(sel[1] & int(tr.masks[1 + a])):
             d01 = target.bil(rows[r0], rows[r1]) - target.Gt[0][1]
             if not _right_bound(target.ds([rows[r0], rows[r1]])) + 2 * d01 * d01 <= tol:
                 continue
-            for r2 in sel[2]:
-                c = int(tr.c_of[b, r2])
-                if c >= 0 and target.residual((rows[r0], rows[r1], rows[r2])) <= tol:
-                    out.append(int(tr.c_idx[c]))
+            b = int(tr.l2_of[a, r1])
+            for r2 in _bits(sel[2] & int(tr.masks[1 + n1 + b])):
+                if target.residual((rows[r0], rows[r1], rows[r2])) <= tol:
+                    out.append(int(tr.c_idx[tr.c_of[b, r2]]))
     return out
 
 

@@ -140,6 +140,37 @@ def test_pruning_check_catches_a_broken_trie() -> None:
     assert not np.array_equal(_walk(g, gt, broken), gs.search_numpy(g, gt))
 
 
+def _auts(gt: np.ndarray, tol: float, tr: gs.SearchTrie) -> list[int]:
+    q = np.empty(len(tr.rows))
+    out = np.empty(len(tr.mats), np.int64)
+    n = gs._automorphisms(gt, tol, tr.kp, q, tr.l1_of, tr.l2_of, tr.c_of, tr.c_idx, tr.masks, out)
+    return [int(k) for k in out[:n]]
+
+
+def _auts_exhaustive(gt: np.ndarray, tol: float, tr: gs.SearchTrie) -> list[int]:
+    g = tuple(float(v) for v in gt)
+    return [k for k in range(len(tr.mats)) if gs.residual(g, g, tuple(tr.mats[k].ravel())) <= tol]
+
+
+@pytest.mark.parametrize("tol", [1e-12, 1e-4, 1e-2])
+def test_automorphism_walk_returns_the_exhaustive_set(tol: float) -> None:
+    """The pruned automorphism filter of the kernel (target against itself) equals the filter over all of S."""
+    pred, target = _batch(5, noise=0.0)
+    _, gt = _g6s(pred, target)
+    tr = gs.trie()
+    sizes = []
+    for row in gt:
+        got = _auts(row, tol, tr)
+        assert got == _auts_exhaustive(row, tol, tr)
+        sizes.append(len(got))
+    assert max(sizes) > 8  # boundary cells: more than the sign changes, so the walk is exercised
+    # and a trie that lost its third rows is caught
+    masks = tr.masks.copy()
+    masks[1 + len(tr.l1_row):] = 0
+    broken = tr._replace(masks=masks)
+    assert any(_auts(row, tol, broken) != _auts_exhaustive(row, tol, tr) for row in gt)
+
+
 def _exact_min(g: np.ndarray, gt: np.ndarray) -> Fraction:
     """min over S of ||M G M^T - G_t||_F^2, exactly, from the float G6 values (converted exactly)."""
     gf, gtf = [Fraction(float(v)) for v in g], [Fraction(float(v)) for v in gt]
