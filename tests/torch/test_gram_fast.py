@@ -171,6 +171,17 @@ def test_automorphism_walk_returns_the_exhaustive_set(tol: float) -> None:
     assert any(_auts(row, tol, broken) != _auts_exhaustive(row, tol, tr) for row in gt)
 
 
+@pytest.mark.parametrize("gt", [(1.0, 1.0, 1.0, 0.0, 0.0, 0.0), (1.0, 1.0, 2.0, 0.0, 0.0, -1.0),
+                                (3.0, 3.0, 3.0, -2.0, -2.0, -2.0)], ids=["cubic", "hexagonal", "bcc"])
+def test_automorphism_walk_is_exact_at_zero_tolerance(gt: tuple[float, ...]) -> None:
+    """Exact forms (every residual exact in float64): the limit is inclusive, ``<= 0`` keeps the automorphisms."""
+    tr = gs.trie()
+    row = np.array(gt)
+    got = _auts(row, 0.0, tr)
+    assert got == _auts_exhaustive(row, 0.0, tr)
+    assert len(got) > 8
+
+
 def _exact_min(g: np.ndarray, gt: np.ndarray) -> Fraction:
     """min over S of ||M G M^T - G_t||_F^2, exactly, from the float G6 values (converted exactly)."""
     gf, gtf = [Fraction(float(v)) for v in g], [Fraction(float(v)) for v in gt]
