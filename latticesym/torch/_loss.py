@@ -92,13 +92,12 @@ boundaries). https://doi.org/10.1107/S0108767388006427
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from latticesym._tables.niggli_neighbours import NIGGLI_NEIGHBOUR_TRANSFORMS
 from latticesym.errors import LatticeShapeError, OptionError
@@ -398,22 +397,33 @@ def gram_mse(pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: floa
 class _Fused(torch.autograd.Function):
     """Loss computed by the compiled kernel together with its gradient; backward scales the stored gradient.
 
-    ``forward(pred, value, grad)``: ``value`` (numpy, the reduced loss: 0-d, or the per-lattice losses
-    in ``pred``'s batch shape) and ``grad`` (numpy, ``pred``'s shape, float64: the gradient of
-    ``value.sum()``, already divided by the batch size for ``reduction="mean"``).  One tensor op each way
-    where ``pred`` is float64 on the host.
+    ``forward(pred, value, grad, again)``: ``value`` (numpy, the reduced loss: 0-d, or the per-lattice
+    losses in ``pred``'s batch shape), ``grad`` (numpy, ``pred``'s shape, float64: the gradient of
+    ``value.sum()``, already divided by the batch size for ``reduction="mean"``) and ``again`` (the same
+    loss as a differentiable graph of ``pred``, built only when asked).  One tensor op each way where
+    ``pred`` is float64 on the host.
+
+    A backward that builds a graph itself (``create_graph=True``: Hessian-vector products, gradient
+    penalties) differentiates ``again(pred)`` instead, so second derivatives are those of the general
+    path (the loss is quadratic in ``pred`` on each piece, so they are not zero) rather than the zero
+    of a constant stored gradient.
     """
 
     @staticmethod
-    def forward(ctx: Any, pred: Tensor, value: np.ndarray, grad: np.ndarray) -> Tensor:
+    def forward(ctx: Any, pred: Tensor, value: np.ndarray, grad: np.ndarray, again: Any) -> Tensor:
         ctx.grad = grad
+        ctx.again = again
         ctx.meta = (pred.dtype, pred.device)
+        ctx.save_for_backward(pred)
         out = torch.from_numpy(value)
         return out if pred.dtype == _F64 and pred.device.type == "cpu" else out.to(pred.device, pred.dtype)
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
+        if torch.is_grad_enabled():  # create_graph: the differentiable graph of the same loss
+            (pred,) = ctx.saved_tensors
+            (g_pred,) = torch.autograd.grad(ctx.again(pred), pred, grad_out, create_graph=True)
+            return g_pred, None, None, None
         dtype, device = ctx.meta
         g = torch.from_numpy(ctx.grad)
         if device.type != "cpu":
@@ -421,10 +431,11 @@ class _Fused(torch.autograd.Function):
         if grad_out.ndim:  # reduction "none": one factor per lattice
             grad_out = grad_out[..., None, None]
         g = g * grad_out  # a new tensor also when grad_out is 1: the graph may be run again (retain_graph)
-        return (g if g.dtype == dtype else g.to(dtype)), None, None
+        return (g if g.dtype == dtype else g.to(dtype)), None, None, None
 
 
-def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction: str) -> Tensor | None:
+def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction: str,
+                 backend: str = "auto") -> Tensor | None:
     """Both losses in one compiled pass (reduce, search, gradient; :func:`_gram_search._fused`), reduced.
 
     ``None`` where a target cannot be certified in float64 (the caller takes the general path, which
@@ -448,7 +459,8 @@ def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction
         return None
     value = loss.reshape(pred.shape[:-2]) if reduction == "none" else np.asarray(
         np.add.reduce(loss) / n if reduction == "mean" else loss.sum())  # == loss.mean(), bit for bit
-    out: Tensor = _Fused.apply(pred, value, grad.reshape(pred.shape))
+    again = partial(_general, target=target, eps=eps, space=space, reduction=reduction, backend=backend)
+    out: Tensor = _Fused.apply(pred, value, grad.reshape(pred.shape), again)
     return out
 
 
@@ -488,6 +500,8 @@ def niggli_proxy_loss(
     -------
     Tensor
         Scalar (``"mean"``, ``"sum"``) or shape ``pred.shape[:-2]`` (``"none"``), dtype of ``pred``.
+        Differentiable twice: a backward with ``create_graph=True`` builds the general path's graph
+        (second derivatives as for ``backend="torch"``; the transforms are piecewise constant).
 
     Examples
     --------
@@ -510,13 +524,21 @@ def niggli_proxy_loss(
         per = pred.new_zeros(batch)
     else:
         if backend in ("auto", "numba") and _reduce_numba.available():
-            fused = _fused_space(pred, target, eps, space, reduction)
+            fused = _fused_space(pred, target, eps, space, reduction, backend)
             if fused is not None:
                 return fused
-        if space == "lattice":
-            per = _lattice_space(pred, target, eps, backend).reshape(batch)
-        else:
-            per = _gram_space(pred, target, eps, backend).reshape(batch)
+        return _general(pred, target, eps=eps, space=space, reduction=reduction, backend=backend)
+    if reduction == "mean":
+        return per.mean()
+    if reduction == "sum":
+        return per.sum()
+    return per
+
+
+def _general(pred: Tensor, target: Tensor, *, eps: float, space: str, reduction: str, backend: str) -> Tensor:
+    """:func:`niggli_proxy_loss` on the general path: the loss as an autograd graph of ``pred`` (a non-empty batch)."""
+    fn = _lattice_space if space == "lattice" else _gram_space
+    per = fn(pred, target, eps, backend).reshape(pred.shape[:-2])
     if reduction == "mean":
         return per.mean()
     if reduction == "sum":

@@ -11,10 +11,12 @@ from __future__ import annotations
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch.autograd.function import once_differentiable
 
 import latticesym.torch as lt
 from latticesym.groups import random_rotation, random_unimodular
@@ -337,3 +339,61 @@ def test_reduced_target_is_accurate_and_the_same_on_every_path(family: str) -> N
         big += int(np.abs(N_t[i].numpy()).max() >= 2**26)
     if family == "sheared":
         assert big > 0  # the error-free branches were exercised
+
+
+def _second_derivative(loss: Any, pred: torch.Tensor, target: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``d/dpred <grad loss(pred), v>``: a Hessian-vector product, through ``create_graph=True``."""
+    p = pred.detach().clone().requires_grad_()
+    (g,) = torch.autograd.grad(loss(p, target), p, create_graph=True)
+    if not g.requires_grad:  # a constant gradient: alone, a second backward raises; in a sum, it adds zero
+        return torch.zeros_like(p)
+    (h,) = torch.autograd.grad((g * v).sum(), p, allow_unused=True)
+    return torch.zeros_like(p) if h is None else h
+
+
+class _StoredGradient(torch.autograd.Function):
+    """The old fast path, deliberately kept broken: a constant stored gradient (zero second derivatives)."""
+
+    @staticmethod
+    def forward(ctx: Any, pred: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        ctx.grad = grad
+        return value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return ctx.grad * (grad_out[..., None, None] if grad_out.ndim else grad_out), None, None
+
+
+def _stored(space: str, reduction: str) -> Any:
+    def loss(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        q = p.detach().requires_grad_()
+        value = lt.niggli_proxy_loss(q, t, space=space, reduction=reduction)
+        (grad,) = torch.autograd.grad(value.sum(), q)
+        return _StoredGradient.apply(p, value.detach(), grad)
+    return loss
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("space", ["gram", "lattice"])
+def test_second_derivatives_on_the_fast_path_are_the_general_paths(space: str, reduction: str) -> None:
+    """``create_graph=True`` (Hessian-vector products, gradient penalties) differentiates the same loss's graph:
+    the result equals the general (torch-backend) path's and is not the zero of a stored gradient."""
+    pred, target = _batch(6, n=24, noise=0.02)
+    v = torch.randn(pred.shape, dtype=F64, generator=torch.Generator().manual_seed(6))
+
+    def fast(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = lt.niggli_proxy_loss(p, t, space=space, reduction=reduction)
+        assert out.grad_fn is not None and "Fused" in type(out.grad_fn).__name__  # the compiled path ran
+        return out.sum()
+
+    def general(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return lt.niggli_proxy_loss(p, t, space=space, reduction=reduction, backend="torch").sum()
+
+    h_ref = _second_derivative(general, pred, target, v)
+    assert float(h_ref.abs().max()) > 0  # the loss is quadratic on each piece: a non-zero Hessian
+    tol = 1e-9 * float(h_ref.abs().max())
+    assert float((_second_derivative(fast, pred, target, v) - h_ref).abs().max()) <= tol
+    # the stored-gradient implementation this replaces is caught
+    broken = _stored(space, reduction)
+    assert float((_second_derivative(lambda p, t: broken(p, t).sum(), pred, target, v) - h_ref).abs().max()) > tol
