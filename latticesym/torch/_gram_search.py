@@ -331,6 +331,12 @@ def _low_index(low: Any) -> Any:
     return _DB_INDEX[((low * _DB32) & 0xFFFFFFFF) >> 27]
 
 
+def _pop_low(w: Any) -> tuple[Any, Any]:
+    """``w`` without its lowest set bit, and that bit's index (``w != 0``, below ``2**32``)."""
+    low = w & -w
+    return w ^ low, _low_index(low)
+
+
 def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c_idx: Any, masks: Any
           ) -> tuple[int, float]:
     r"""First minimiser of :func:`residual` over S (identity first), the trie pruned by the partial-sum bounds.
@@ -353,18 +359,14 @@ def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c
     n1 = l2_of.shape[0]
     w1 = m1 & masks[0]
     while w1 != 0:
-        low1 = w1 & -w1
-        w1 ^= low1
-        r0 = _low_index(low1)
+        w1, r0 = _pop_low(w1)
         b1 = diag_term(q[r0], gtt[0])
         if not b1 < best:
             continue
         a = l1_of[r0]
         w2 = m2 & masks[1 + a]
         while w2 != 0:
-            low2 = w2 & -w2
-            w2 ^= low2
-            r1 = _low_index(low2)
+            w2, r1 = _pop_low(w2)
             b2 = b1 + diag_term(q[r1], gtt[1])
             if not b2 < best:
                 continue
@@ -374,9 +376,7 @@ def _best(g: Any, gt: Any, kp: Any, q: Any, l1_of: Any, l2_of: Any, c_of: Any, c
             b = l2_of[a, r1]
             w3 = m3 & masks[1 + n1 + b]
             while w3 != 0:
-                low3 = w3 & -w3
-                w3 ^= low3
-                r2 = _low_index(low3)
+                w3, r2 = _pop_low(w3)
                 b3 = b2 + diag_term(q[r2], gtt[2])
                 if not b3 < best:
                     continue
@@ -404,16 +404,12 @@ def _automorphisms(gt: Any, tol: float, kp: Any, q: Any, l1_of: Any, l2_of: Any,
     n1 = l2_of.shape[0]
     w1 = m1 & masks[0]
     while w1 != 0:
-        low1 = w1 & -w1
-        w1 ^= low1
-        r0 = _low_index(low1)
+        w1, r0 = _pop_low(w1)
         a = l1_of[r0]
         b1 = diag_term(q[r0], A)
         w2 = m2 & masks[1 + a]
         while w2 != 0:
-            low2 = w2 & -w2
-            w2 ^= low2
-            r1 = _low_index(low2)
+            w2, r1 = _pop_low(w2)
             b2 = b1 + diag_term(q[r1], B)
             if not b2 <= tol:
                 continue
@@ -423,9 +419,7 @@ def _automorphisms(gt: Any, tol: float, kp: Any, q: Any, l1_of: Any, l2_of: Any,
             b = l2_of[a, r1]
             w3 = m3 & masks[1 + n1 + b]
             while w3 != 0:
-                low3 = w3 & -w3
-                w3 ^= low3
-                r2 = _low_index(low3)
+                w3, r2 = _pop_low(w3)
                 b3 = b2 + diag_term(q[r2], C)
                 if not b3 <= tol:
                     continue
@@ -739,8 +733,8 @@ def fused_run(fn: Any, p: np.ndarray, t: np.ndarray, eps: float, gram: bool, tol
     return loss, grad, int(bad)
 
 
-_HELPERS = ("_low_index", "form", "kform", "diag_term", "off_term", "last_terms", "residual", "_level_masks",
-            "_g6_rows", "_matmul3", "_imatmul3", "_det2_exact", "_iadj3", "_target_basis_sq", "_best",
+_HELPERS = ("_low_index", "_pop_low", "form", "kform", "diag_term", "off_term", "last_terms", "residual",
+            "_level_masks", "_g6_rows", "_matmul3", "_imatmul3", "_det2_exact", "_iadj3", "_target_basis_sq", "_best",
             "_automorphisms", "_prep_core", "_prep_one", "_cannot_start")
 
 
