@@ -391,7 +391,7 @@ def gram_mse(pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: floa
     t = target.detach().reshape(-1, 3, 3).to(_F64)
     per = (((p @ p.transpose(-1, -2) - t @ t.transpose(-1, -2)) ** 2).mean((-1, -2)) / scale**2).to(pred.dtype)
     per = per.reshape(batch)
-    return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
+    return _reduced(per, reduction)
 
 
 class _Fused(torch.autograd.Function):
@@ -435,7 +435,7 @@ class _Fused(torch.autograd.Function):
 
 
 def _fused_space(pred: Tensor, target: Tensor, eps: float, space: str, reduction: str,
-                 backend: str = "auto") -> Tensor | None:
+                 backend: str) -> Tensor | None:
     """Both losses in one compiled pass (reduce, search, gradient; :func:`_gram_search._fused`), reduced.
 
     ``None`` where a target cannot be certified in float64 (the caller takes the general path, which
@@ -519,31 +519,24 @@ def niggli_proxy_loss(
         raise OptionError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     _check_pair(pred, target)
     target = target.detach()
-    batch = tuple(pred.shape[:-2])
     if pred.shape[:-2].numel() == 0:
-        per = pred.new_zeros(batch)
-    else:
-        if backend in ("auto", "numba") and _reduce_numba.available():
-            fused = _fused_space(pred, target, eps, space, reduction, backend)
-            if fused is not None:
-                return fused
-        return _general(pred, target, eps=eps, space=space, reduction=reduction, backend=backend)
-    if reduction == "mean":
-        return per.mean()
-    if reduction == "sum":
-        return per.sum()
-    return per
+        return _reduced(pred.new_zeros(tuple(pred.shape[:-2])), reduction)
+    if backend in ("auto", "numba") and _reduce_numba.available():
+        fused = _fused_space(pred, target, eps, space, reduction, backend)
+        if fused is not None:
+            return fused
+    return _general(pred, target, eps=eps, space=space, reduction=reduction, backend=backend)
+
+
+def _reduced(per: Tensor, reduction: str) -> Tensor:
+    """The per-lattice losses ``per`` reduced as ``reduction`` asks (mean, sum, or as they are)."""
+    return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
 
 
 def _general(pred: Tensor, target: Tensor, *, eps: float, space: str, reduction: str, backend: str) -> Tensor:
     """:func:`niggli_proxy_loss` on the general path: the loss as an autograd graph of ``pred`` (a non-empty batch)."""
     fn = _lattice_space if space == "lattice" else _gram_space
-    per = fn(pred, target, eps, backend).reshape(pred.shape[:-2])
-    if reduction == "mean":
-        return per.mean()
-    if reduction == "sum":
-        return per.sum()
-    return per
+    return _reduced(fn(pred, target, eps, backend).reshape(pred.shape[:-2]), reduction)
 
 
 class NiggliProxyLoss(nn.Module):
